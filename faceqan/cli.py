@@ -1,0 +1,103 @@
+"""The `faceqan` command line: score files, list models."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .config import PRECISIONS, VARIANTS, FaceQANConfig
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = FaceQANConfig()
+    group = parser.add_argument_group("FaceQAN settings")
+    group.add_argument("--eps", type=float, default=defaults.eps, help="noise and step size (default %(default)s)")
+    group.add_argument("--iterations", "-l", type=int, default=defaults.iterations, help="BIM iterations l")
+    group.add_argument("--copies", "-k", type=int, default=defaults.copies, help="noisy copies k per image")
+    group.add_argument("--power", "-p", type=int, default=defaults.power, help="exponent p")
+    group.add_argument("--variant", choices=VARIANTS, default=defaults.variant)
+    group.add_argument("--precision", choices=PRECISIONS, default=defaults.precision)
+    group.add_argument("--device", default=defaults.device, help="auto, cpu, cuda, cuda:1, ...")
+    group.add_argument("--batch-size", type=int, default=None, help="images per step (default: per device)")
+    group.add_argument("--seed", type=int, default=defaults.seed)
+
+
+def config_from_args(args: argparse.Namespace) -> FaceQANConfig:
+    return FaceQANConfig(eps=args.eps, iterations=args.iterations, copies=args.copies, power=args.power,
+                         variant=args.variant, precision=args.precision, device=args.device,
+                         batch_size=args.batch_size, seed=args.seed)
+
+
+def write_table(frame, out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix == ".parquet":
+        frame.to_parquet(out, index=False)
+    elif out.suffix == ".csv":
+        frame.to_csv(out, index=False)
+    else:
+        raise SystemExit(f"--out must end in .csv or .parquet, got {out}")
+
+
+def read_list(path: Path) -> list[str]:
+    """A text file with one image path per line, relative to the file's folder."""
+    return [str(path.parent / line.strip()) for line in path.read_text().splitlines() if line.strip()]
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from .io import find_images
+    from .models import load_model
+    from .pipeline import score_files
+
+    config = config_from_args(args)
+    inputs = list(args.paths) + [p for lst in args.list or [] for p in read_list(Path(lst))]
+    paths = find_images(inputs)
+    if not paths:
+        raise SystemExit("no images found in " + " ".join(map(str, inputs)))
+    model = load_model(args.model, weights=args.weights)
+    frame = score_files(paths, model, config, num_workers=args.workers, progress=not args.quiet)
+    frame.insert(1, "model", model.name)
+    failed = int(frame["error"].notna().sum())
+    if args.out:
+        write_table(frame, Path(args.out))
+        print(f"wrote {len(frame)} rows ({failed} failed) to {args.out}", file=sys.stderr)
+    else:
+        frame.to_csv(sys.stdout, index=False)
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from .models import list_models
+
+    for entry in list_models():
+        print(f"{entry.name:16s} {entry.embedding_size:4d}-d  {entry.licence:14s} {entry.summary}")
+        print(f"{'':16s} weights: {entry.source}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="faceqan", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    score = commands.add_parser("score", help="score image files and folders (recursive)")
+    score.add_argument("paths", nargs="*", help="image files or folders")
+    score.add_argument("--list", action="append", help="text file of image paths (relative to the file)")
+    score.add_argument("--model", default="sface", help="registered model name (see `faceqan models`)")
+    score.add_argument("--weights", help="weights file overriding the model's default")
+    score.add_argument("--out", help="scores.csv or scores.parquet (default: CSV on stdout)")
+    score.add_argument("--workers", type=int, default=None, help="image decoding processes")
+    score.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_config_arguments(score)
+    score.set_defaults(func=cmd_score)
+
+    models = commands.add_parser("models", help="list the registered FR models")
+    models.set_defaults(func=cmd_models)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ValueError as exc:  # bad settings: a one-line message, not a traceback
+        raise SystemExit(f"faceqan: {exc}") from None

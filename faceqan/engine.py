@@ -1,0 +1,142 @@
+"""The batched FaceQAN engine: B images x k copies per step, input-only gradients, fp32 pixels."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .aggregate import QualityScores, aggregate
+from .config import FaceQANConfig
+from .noise import initial_noise
+
+# Images per step. On a CPU one image (k copies) per step was measured fastest (DESIGN.md §3);
+# on a GPU large batches fill the device, and an out-of-memory error halves the batch.
+DEFAULT_BATCH = {"cpu": 1, "cuda": 32}
+AUTOCAST_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} was asked for but CUDA is not available here")
+    return device
+
+
+def content_key(image: torch.Tensor) -> str:
+    """A key from the pixels themselves, so an image gets the same noise wherever it sits in a run."""
+    return hashlib.sha256(image.detach().to("cpu", torch.float32).contiguous().numpy().tobytes()).hexdigest()
+
+
+class FaceQAN:
+    """Scores aligned face crops (N, 3, H, W) in [0, 1] with a frozen FR model.
+
+    Each image's initial noise comes from its own generator seeded by (config.seed, key), so a score does
+    not depend on the batch size, the order or the other images; pass ``noise`` to supply it explicitly.
+    """
+
+    def __init__(self, model: nn.Module, config: FaceQANConfig = FaceQANConfig()):
+        self.config = config
+        self.device = resolve_device(config.device)
+        self.model = model.to(self.device)
+        if any(p.requires_grad for p in model.parameters()):
+            raise ValueError("the model's parameters must be frozen (FaceModel does this): "
+                             "FaceQAN differentiates with respect to the input only")
+        if model.training:
+            raise ValueError("the model must be in eval mode (BatchNorm running statistics)")
+        self.cuda = self.device.type == "cuda"
+        if self.cuda:
+            self.model.to(memory_format=torch.channels_last)
+        self.batch_size = config.batch_size or DEFAULT_BATCH.get(self.device.type, 1)
+
+    def score(self, images: torch.Tensor, keys: Sequence[str | int] | None = None,
+              noise: torch.Tensor | None = None,
+              progress: Callable[[int], None] | None = None) -> QualityScores:
+        """Score every image; ``progress(n)`` is called after each step with the number just scored."""
+        if images.ndim != 4 or images.shape[1] != 3:
+            raise ValueError(f"images must be (N, 3, H, W), got {tuple(images.shape)}")
+        n = images.shape[0]
+        if keys is not None and len(keys) != n:
+            raise ValueError(f"got {len(keys)} keys for {n} images")
+        expected_noise = (n, self.config.copies, *images.shape[1:])
+        if noise is not None and tuple(noise.shape) != expected_noise:
+            raise ValueError(f"noise must have shape {expected_noise}, got {tuple(noise.shape)}")
+        parts, start = [], 0
+        while start < n:
+            stop = min(start + self.batch_size, n)
+            batch = images[start:stop]
+            batch_noise = noise[start:stop] if noise is not None else self._noise(
+                batch, keys[start:stop] if keys is not None else None)
+            try:
+                parts.append(self._score_batch(batch, batch_noise))
+            except torch.cuda.OutOfMemoryError:
+                if self.batch_size == 1:
+                    raise
+                self.batch_size //= 2
+                torch.cuda.empty_cache()
+                continue
+            if progress is not None:
+                progress(stop - start)
+            start = stop
+        return QualityScores.concat(parts)
+
+    def _noise(self, batch: torch.Tensor, keys: Sequence[str | int] | None) -> torch.Tensor:
+        keys = keys if keys is not None else [content_key(image) for image in batch]
+        c = self.config
+        return torch.stack([initial_noise(c.seed, key, c.copies, tuple(batch.shape[1:]), c.eps) for key in keys])
+
+    def _autocast(self):
+        dtype = AUTOCAST_DTYPES.get(self.config.precision)
+        if dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=dtype)
+
+    def _embed(self, x: torch.Tensor) -> torch.Tensor:
+        if self.cuda:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with self._autocast():
+            return self.model(x).float()
+
+    def _score_batch(self, images: torch.Tensor, noise: torch.Tensor) -> QualityScores:
+        c = self.config
+        b, k = images.shape[0], c.copies
+        images = images.to(self.device, torch.float32, non_blocking=True)
+        noise = noise.to(self.device, torch.float32, non_blocking=True)
+        with torch.no_grad():
+            both = self._embed(torch.cat([images, images.flip(3)]))
+        clean, flipped = both[:b], both[b:]
+        symmetry = F.cosine_similarity(clean, flipped, dim=1)
+        target = clean.repeat_interleave(k, dim=0)
+
+        official = c.variant == "official"
+        step = c.eps if official else c.eps / c.iterations
+        adv = (images.unsqueeze(1) + noise).clamp(0.0, 1.0).flatten(0, 1)
+        measured = []
+        for i in range(c.iterations):
+            last = i == c.iterations - 1
+            if official and last:  # the last step's result is never measured: skip its backward
+                with torch.no_grad():
+                    measured.append(F.cosine_similarity(self._embed(adv), target, dim=1))
+                break
+            adv.requires_grad_(True)
+            sims = F.cosine_similarity(self._embed(adv), target, dim=1)
+            if official:
+                measured.append(sims.detach())
+            # sign(grad) ignores the loss scale: the sum keeps fp16 gradients away from underflow.
+            (grad,) = torch.autograd.grad((1.0 - sims).sum(), adv)
+            adv = (adv.detach() + step * grad.sign()).clamp(0.0, 1.0)
+        if not official:
+            with torch.no_grad():
+                measured.append(F.cosine_similarity(self._embed(adv), target, dim=1))
+        similarities = torch.stack([m.view(b, k) for m in measured], dim=1).flatten(1)
+        return _to_cpu(aggregate(similarities, symmetry, c.power))
+
+
+def _to_cpu(scores: QualityScores) -> QualityScores:
+    return QualityScores(*(getattr(scores, name).cpu() for name in QualityScores.FIELDS))

@@ -1,0 +1,82 @@
+"""Decoding image files into [0,1] RGB tensors, with a clear error for every kind of bad file."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".ppm", ".pgm"}
+MAX_PIXELS = 100_000_000  # a larger image is refused before it is decoded
+
+
+class ImageLoadError(ValueError):
+    """A file that cannot be turned into a face image; the message says why."""
+
+
+def _to_rgb_array(img: Image.Image) -> np.ndarray:
+    """Any PIL mode to float32 RGB in [0,1]; 16-bit and 32-bit grey keep their full range."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        grey = np.asarray(img, dtype=np.float32)
+        peak = 65535.0 if img.mode.startswith("I;16") or grey.max(initial=0) > 255 else 255.0
+        grey = np.clip(grey / peak, 0.0, 1.0)
+        return np.repeat(grey[..., None], 3, axis=2)
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        # Transparent pixels become black, as a plain RGB conversion (the official code) does.
+        img = img.convert("RGBA")
+        background = Image.new("RGBA", img.size, (0, 0, 0, 255))
+        img = Image.alpha_composite(background, img)
+    return np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """(H, W, 3) float32 RGB in [0,1], EXIF orientation applied."""
+    path = Path(path)
+    if not path.is_file():
+        raise ImageLoadError(f"file not found: {path}")
+    if path.stat().st_size == 0:
+        raise ImageLoadError(f"empty file: {path}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                if img.width * img.height > MAX_PIXELS:
+                    raise ImageLoadError(f"image too large ({img.width}x{img.height} > {MAX_PIXELS} pixels): {path}")
+                img.load()
+                img = ImageOps.exif_transpose(img)
+                return _to_rgb_array(img)
+    except ImageLoadError:
+        raise
+    except UnidentifiedImageError:
+        raise ImageLoadError(f"not an image (or an unsupported format): {path}") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageLoadError(f"image too large (decompression bomb guard): {path}") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageLoadError(f"corrupt or truncated image ({exc}): {path}") from None
+
+
+def to_tensor(rgb: np.ndarray, size: tuple[int, int] | None = None) -> torch.Tensor:
+    """(3, H, W) float32 tensor; resized bilinearly to size=(height, width) as the official code does."""
+    if size is not None and rgb.shape[:2] != tuple(size):
+        img = Image.fromarray(np.round(rgb * 255.0).astype(np.uint8))
+        rgb = np.asarray(img.resize((size[1], size[0]), Image.BILINEAR), dtype=np.float32) / 255.0
+    return torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))
+
+
+def load_image(path: str | Path, size: tuple[int, int] | None = None) -> torch.Tensor:
+    return to_tensor(read_image(path), size)
+
+
+def find_images(paths: list[str | Path]) -> list[Path]:
+    """Files given directly are kept whatever their suffix (a bad one gets an error row later);
+    folders are searched recursively for image suffixes, in sorted order."""
+    found = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found.extend(sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES))
+        else:
+            found.append(p)
+    return found

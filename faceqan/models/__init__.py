@@ -1,0 +1,9 @@
+"""The model zoo: ``load_model(name)`` gives a frozen FaceModel mapping [0,1] RGB crops to embeddings."""
+
+from .base import FaceModel, Normalize, Preprocessing
+from .files import ModelFileError
+from .registry import ModelEntry, get_entry, list_models, load_model, register
+from . import sface  # noqa: F401  (registers the default model)
+
+__all__ = ["FaceModel", "ModelEntry", "ModelFileError", "Normalize", "Preprocessing", "get_entry",
+           "list_models", "load_model", "register"]

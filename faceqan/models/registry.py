@@ -1,0 +1,69 @@
+"""Named face-recognition models: a name resolves to weights, network, preprocessing and metadata,
+in the style of torchvision's weights API."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from torch import nn
+
+from .base import FaceModel, Preprocessing
+from .files import ModelFileError, sha256_file, verify_sha256
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """Everything known about one registered model.
+
+    ``locate`` finds the default weights file (or raises ModelFileError saying how to get it);
+    ``build`` turns a verified weights file into the network.
+    """
+
+    name: str
+    summary: str
+    embedding_size: int
+    preprocessing: Preprocessing
+    licence: str
+    source: str
+    build: Callable[[Path], nn.Module]
+    locate: Callable[[], Path]
+    sha256: str | None = None
+
+    def load(self, weights: str | Path | None = None) -> FaceModel:
+        """The frozen model; ``weights`` overrides the default file (its checksum is recorded)."""
+        if weights is None:
+            path = self.locate()
+            digest = verify_sha256(path, self.sha256) if self.sha256 else sha256_file(path)
+        else:
+            path = Path(weights)
+            if not path.is_file():
+                raise ModelFileError(f"weights file {path} does not exist")
+            digest = sha256_file(path)
+        return FaceModel(self.build(path), self.preprocessing, name=self.name, sha256=digest)
+
+
+_REGISTRY: dict[str, ModelEntry] = {}
+
+
+def register(entry: ModelEntry) -> ModelEntry:
+    if entry.name in _REGISTRY:
+        raise ValueError(f"model {entry.name!r} is already registered")
+    _REGISTRY[entry.name] = entry
+    return entry
+
+
+def get_entry(name: str) -> ModelEntry:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown model {name!r}; known: {', '.join(sorted(_REGISTRY))}") from None
+
+
+def list_models() -> list[ModelEntry]:
+    return [_REGISTRY[name] for name in sorted(_REGISTRY)]
+
+
+def load_model(name: str = "sface", weights: str | Path | None = None) -> FaceModel:
+    return get_entry(name).load(weights)

@@ -1,0 +1,100 @@
+"""Scoring image files: decode in DataLoader workers, score in batches, one row per crop, errors kept."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from functools import partial
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from .aggregate import QualityScores
+from .config import FaceQANConfig
+from .engine import FaceQAN
+from .io import load_image
+from .models.base import FaceModel
+
+# A prepare function turns one file into its crops: a list of (info, crop) with crop (3, H, W) in [0,1].
+# info is a dict of extra columns (a face index and box when faces are detected); [] means nothing to score.
+Prepare = Callable[[Path], list[tuple[dict, torch.Tensor]]]
+
+
+def whole_image(path: Path, size: tuple[int, int]) -> list[tuple[dict, torch.Tensor]]:
+    """The file is already an aligned crop: decode it and resize it to the model's input size."""
+    return [({}, load_image(path, size))]
+
+
+class _Files(Dataset):
+    def __init__(self, paths: Sequence[Path], prepare: Prepare):
+        self.paths, self.prepare = list(paths), prepare
+
+    def __len__(self):
+        return len(self.paths)
+
+    def __getitem__(self, index):
+        path = self.paths[index]
+        try:
+            return path, self.prepare(path), None
+        except Exception as exc:  # noqa: BLE001 - one bad file must never stop the run
+            return path, [], f"{type(exc).__name__}: {exc}"
+
+
+def _error_row(path: Path, info: dict, message: str) -> dict:
+    row = {"path": str(path), **info}
+    row.update({name: float("nan") for name in QualityScores.FIELDS})
+    row["error"] = message
+    return row
+
+
+def iter_score_rows(paths: Sequence[str | Path], model: FaceModel, config: FaceQANConfig = FaceQANConfig(),
+                    prepare: Prepare | None = None, num_workers: int | None = None,
+                    progress: bool = True) -> Iterator[list[dict]]:
+    """Yield the rows of each loader batch as soon as it is scored (for chunked writes and resuming)."""
+    scorer = FaceQAN(model, config)
+    prepare = prepare or partial(whole_image, size=model.input_size)
+    if num_workers is None:
+        num_workers = 4 if scorer.cuda else 1
+    loader = DataLoader(_Files([Path(p) for p in paths], prepare), batch_size=scorer.batch_size,
+                        num_workers=num_workers if len(paths) > 1 else 0, collate_fn=list)
+    bar = tqdm(total=len(paths), unit="img", desc=f"FaceQAN ({model.name})", disable=not progress)
+    for batch in loader:
+        rows, crops, owners = [], [], []
+        for path, items, error in batch:
+            if error is not None:
+                rows.append(_error_row(path, {}, error))
+            elif not items:
+                rows.append(_error_row(path, {}, "no face to score"))
+            for info, crop in items:
+                owners.append((path, info))
+                crops.append(crop)
+        if crops:
+            stacked = torch.stack(crops)
+            if scorer.cuda:
+                stacked = stacked.pin_memory()
+            try:
+                scored = scorer.score(stacked).rows()
+            except Exception as exc:  # noqa: BLE001 - recorded per crop, the run goes on
+                scored = [None] * len(crops)
+                message = f"{type(exc).__name__}: {exc}"
+            for (path, info), values in zip(owners, scored):
+                rows.append({"path": str(path), **info, **values, "error": None} if values is not None
+                            else _error_row(path, info, message))
+        bar.update(len(batch))
+        yield rows
+    bar.close()
+
+
+def score_files(paths: Sequence[str | Path], model: FaceModel, config: FaceQANConfig = FaceQANConfig(),
+                **kwargs):
+    """All rows as a pandas DataFrame: path, any prepare columns, the FaceQAN components, error."""
+    import pandas as pd
+
+    rows = [row for chunk in iter_score_rows(paths, model, config, **kwargs) for row in chunk]
+    columns = ["path", *QualityScores.FIELDS, "error"]
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return pd.DataFrame(columns=columns)
+    extra = [c for c in frame.columns if c not in columns]
+    return frame[["path", *extra, *QualityScores.FIELDS, "error"]]
