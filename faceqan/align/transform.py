@@ -1,0 +1,58 @@
+"""5-point similarity alignment: landmarks -> the crop a face-recognition model was trained on.
+
+The similarity transform is estimated here (Umeyama, 1991) instead of with insightface's
+``face_align.estimate_norm``: importing that pulls the whole insightface package (onnxruntime, scipy,
+scikit-image, requests; ~0.7 s per DataLoader worker) and it calls scikit-image's deprecated
+``SimilarityTransform.estimate`` (a FutureWarning per face with scikit-image 0.26). tests/test_align.py
+checks both give the same matrix.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+
+# name -> (reference (height, width), 5 points (x, y): eye, eye, nose tip, mouth corner, mouth corner,
+# in image order left to right).
+TEMPLATES: dict[str, tuple[tuple[int, int], np.ndarray]] = {
+    "arcface": ((112, 112), np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
+                                      [41.5493, 92.3655], [70.7299, 92.2041]], dtype=np.float64)),
+}
+
+
+def template_points(template: str, size: tuple[int, int]) -> np.ndarray:
+    """The template's 5 points scaled to a crop of size (height, width)."""
+    try:
+        (ref_h, ref_w), points = TEMPLATES[template]
+    except KeyError:
+        raise ValueError(f"unknown alignment template {template!r}; known: {', '.join(sorted(TEMPLATES))}") from None
+    return points * np.array([size[1] / ref_w, size[0] / ref_h])
+
+
+def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """The 2x3 least-squares similarity (rotation, uniform scale, translation) mapping src points to dst."""
+    src, dst = np.asarray(src, dtype=np.float64), np.asarray(dst, dtype=np.float64)
+    src_mean, dst_mean = src.mean(0), dst.mean(0)
+    src_c, dst_c = src - src_mean, dst - dst_mean
+    u, s, vt = np.linalg.svd(dst_c.T @ src_c / len(src))
+    d = np.array([1.0, np.sign(np.linalg.det(u) * np.linalg.det(vt)) or 1.0])
+    rotation = u @ np.diag(d) @ vt
+    variance = (src_c ** 2).sum() / len(src)
+    scale = (s * d).sum() / variance if variance > 0 else 1.0
+    matrix = np.empty((2, 3))
+    matrix[:, :2] = scale * rotation
+    matrix[:, 2] = dst_mean - scale * rotation @ src_mean
+    return matrix
+
+
+def align(image: np.ndarray, landmarks, size: tuple[int, int] = (112, 112), template: str = "arcface") -> torch.Tensor:
+    """Warp an (H, W, 3) float32 RGB image in [0,1] so its 5 landmarks land on the template:
+    a (3, height, width) tensor in [0,1], black outside the image (as insightface's norm_crop)."""
+    landmarks = np.asarray(landmarks, dtype=np.float64)
+    if landmarks.shape != (5, 2):
+        raise ValueError(f"expected 5 (x, y) landmarks, got an array of shape {landmarks.shape}")
+    matrix = similarity_transform(landmarks, template_points(template, size))
+    crop = cv2.warpAffine(np.ascontiguousarray(image, dtype=np.float32), matrix, (size[1], size[0]),
+                          flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+    return torch.from_numpy(np.ascontiguousarray(np.clip(crop, 0.0, 1.0).transpose(2, 0, 1)))
