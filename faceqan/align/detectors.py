@@ -38,9 +38,15 @@ class Face:
     def centre(self) -> tuple[float, float]:
         return self.box[0] + self.box[2] / 2, self.box[1] + self.box[3] / 2
 
-    def scaled(self, factor: float) -> Face:
-        return Face(tuple(v * factor for v in self.box), self.confidence,
-                    tuple((x * factor, y * factor) for x, y in self.landmarks))
+    def unscaled(self, scale: float) -> Face:
+        """This detection, made on the image resized by ``scale``, in the original image's pixels
+        (cv2.resize maps pixel centres: x' + 0.5 = (x + 0.5) * scale)."""
+        def point(x, y):
+            return (x + 0.5) / scale - 0.5, (y + 0.5) / scale - 0.5
+
+        x, y, w, h = self.box
+        return Face((*point(x, y), w / scale, h / scale), self.confidence,
+                    tuple(point(px, py) for px, py in self.landmarks))
 
     def info(self) -> dict:
         """JSON-friendly columns (pixels rounded to 0.01)."""

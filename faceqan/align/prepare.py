@@ -17,36 +17,18 @@ import torch
 
 from ..io import read_image, to_tensor
 from .detectors import Face, get_detector
-from .transform import TEMPLATES, align
+from .transform import TEMPLATES, align, as_rgb
 
 ALIGN_MODES = ("auto", "always", "never")
 FACE_POLICIES = ("largest", "central", "confident", "all")
 CANDIDATE_FLOOR = 0.1  # weaker detections are still collected, so a failure can report the best one
-MIN_SIDE, MAX_SIDE = 128, 1920  # detection runs on the image scaled into this range (small faces, speed)
+MIN_SIDE, MAX_SIDE = 224, 1920  # detection runs on the image scaled into this range (landmark precision, speed)
 
 Crops = list[tuple[dict, torch.Tensor]]
 
 
 class NoFaceError(ValueError):
     """No detection reached the confidence threshold; the message gives the best confidence seen."""
-
-
-def as_rgb(image) -> np.ndarray:
-    """(H, W, 3) float32 RGB in [0,1] from an RGB array: uint8 or float in [0,1], grey (H, W) or (H, W, 1),
-    RGBA (alpha dropped), or a (3, H, W) tensor."""
-    if isinstance(image, torch.Tensor):
-        image = image.detach().cpu().numpy()
-        if image.ndim == 3 and image.shape[0] in (1, 3) and image.shape[2] not in (1, 3, 4):
-            image = image.transpose(1, 2, 0)
-    image = np.asarray(image)
-    if image.ndim == 2:
-        image = image[..., None]
-    if image.ndim != 3 or image.shape[2] not in (1, 3, 4) or min(image.shape[:2]) < 1:
-        raise ValueError(f"expected an (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) image, got shape {image.shape}")
-    image = image[..., :3] if image.shape[2] == 4 else np.repeat(image, 3 // image.shape[2], axis=2)
-    if image.dtype == np.uint8:
-        return image.astype(np.float32) / 255.0
-    return np.clip(image.astype(np.float32), 0.0, 1.0)
 
 
 def _detection_scale(height: int, width: int) -> float:
@@ -63,7 +45,7 @@ def candidates(rgb: np.ndarray, threshold: float, detector: str = "yunet") -> li
         size = (max(1, round(width * scale)), max(1, round(height * scale)))
         bgr = cv2.resize(bgr, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
     faces = get_detector(detector)(bgr, threshold)
-    faces = [f.scaled(1.0 / scale) if scale != 1.0 else f for f in faces]
+    faces = [f.unscaled(scale) if scale != 1.0 else f for f in faces]
     return sorted(faces, key=lambda f: -f.confidence)
 
 
@@ -77,8 +59,8 @@ def choose(faces: list[Face], policy: str, shape: tuple[int, ...]) -> int:
     if policy == "largest":
         return max(range(len(faces)), key=lambda i: (faces[i].area, -i))
     if policy == "central":
-        cy, cx = shape[0] / 2, shape[1] / 2
-        return min(range(len(faces)), key=lambda i: ((faces[i].centre[0] - cx) ** 2 + (faces[i].centre[1] - cy) ** 2, i))
+        cx, cy = shape[1] / 2, shape[0] / 2
+        return min(range(len(faces)), key=lambda i: (np.hypot(faces[i].centre[0] - cx, faces[i].centre[1] - cy), i))
     if policy == "confident":
         return 0
     raise ValueError(f"policy must be one of {', '.join(FACE_POLICIES[:-1])} to choose one face, got {policy!r}")

@@ -21,6 +21,24 @@ TEMPLATES: dict[str, tuple[tuple[int, int], np.ndarray]] = {
 }
 
 
+def as_rgb(image) -> np.ndarray:
+    """(H, W, 3) float32 RGB in [0,1] from an RGB array: uint8 or float in [0,1], grey (H, W) or (H, W, 1),
+    RGBA (alpha dropped), or a (3, H, W) tensor."""
+    if isinstance(image, torch.Tensor):
+        image = image.detach().cpu().numpy()
+        if image.ndim == 3 and image.shape[0] in (1, 3) and image.shape[2] not in (1, 3, 4):
+            image = image.transpose(1, 2, 0)
+    image = np.asarray(image)
+    if image.ndim == 2:
+        image = image[..., None]
+    if image.ndim != 3 or image.shape[2] not in (1, 3, 4) or min(image.shape[:2]) < 1:
+        raise ValueError(f"expected an (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) image, got shape {image.shape}")
+    image = image[..., :3] if image.shape[2] == 4 else np.repeat(image, 3 // image.shape[2], axis=2)
+    if image.dtype == np.uint8:
+        return image.astype(np.float32) / 255.0
+    return np.clip(image.astype(np.float32), 0.0, 1.0)
+
+
 def template_points(template: str, size: tuple[int, int]) -> np.ndarray:
     """The template's 5 points scaled to a crop of size (height, width)."""
     try:
@@ -46,13 +64,16 @@ def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return matrix
 
 
-def align(image: np.ndarray, landmarks, size: tuple[int, int] = (112, 112), template: str = "arcface") -> torch.Tensor:
-    """Warp an (H, W, 3) float32 RGB image in [0,1] so its 5 landmarks land on the template:
-    a (3, height, width) tensor in [0,1], black outside the image (as insightface's norm_crop)."""
+def align(image: np.ndarray, landmarks, size: tuple[int, int] = (112, 112), template="arcface") -> torch.Tensor:
+    """Warp an RGB image (any form as_rgb takes) so its 5 landmarks land on the template (a name in
+    TEMPLATES, or 5 (x, y) points in crop pixels): a (3, height, width) tensor in [0,1], black outside the
+    image (as insightface's norm_crop)."""
     landmarks = np.asarray(landmarks, dtype=np.float64)
-    if landmarks.shape != (5, 2):
-        raise ValueError(f"expected 5 (x, y) landmarks, got an array of shape {landmarks.shape}")
-    matrix = similarity_transform(landmarks, template_points(template, size))
-    crop = cv2.warpAffine(np.ascontiguousarray(image, dtype=np.float32), matrix, (size[1], size[0]),
+    target = template_points(template, size) if isinstance(template, str) else np.asarray(template, dtype=np.float64)
+    if landmarks.shape != (5, 2) or target.shape != (5, 2):
+        raise ValueError(f"expected 5 (x, y) landmarks and template points, got shapes {landmarks.shape}, "
+                         f"{target.shape}")
+    matrix = similarity_transform(landmarks, target)
+    crop = cv2.warpAffine(np.ascontiguousarray(as_rgb(image)), matrix, (size[1], size[0]),
                           flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
     return torch.from_numpy(np.ascontiguousarray(np.clip(crop, 0.0, 1.0).transpose(2, 0, 1)))

@@ -1,0 +1,64 @@
+"""What the FiftyOne integration costs on top of the engine: the same N LFW crops scored by the engine
+alone (faceqan.pipeline.score_files) and end to end by compute_face_quality on a throwaway dataset
+(reads, DataLoader decoding, chunked writes, run bookkeeping). The last line is ``overhead: <percent>``.
+
+    python benchmarks/fiftyone_overhead.py --images 100
+
+Uses the FiftyOne database configured for this user (a temporary, non-persistent dataset, deleted at the end).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+os.environ.setdefault("FIFTYONE_DO_NOT_TRACK", "true")
+
+LFW_112 = Path(__file__).resolve().parents[2] / "shared" / "data" / "lfw-112"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=100, help="number of LFW crops (default %(default)s)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--data", type=Path, default=LFW_112, help="folder with erc_subset.txt")
+    args = parser.parse_args()
+    subset = args.data / "erc_subset.txt"
+    if not subset.is_file():
+        raise SystemExit(f"{subset} not found: pass --data <lfw-112 folder> (see ../shared/data/README.md)")
+    paths = [str(args.data / rel) for rel in subset.read_text().split()[: args.images]]
+
+    import fiftyone as fo
+    from faceqan.align import FacePreparer
+    from faceqan.config import FaceQANConfig
+    from faceqan.models import load_model
+    from faceqan.pipeline import score_files
+    from fiftyone_faceqan import compute_face_quality
+
+    model = load_model("sface")
+    config = FaceQANConfig(device=args.device)
+    print(f"{len(paths)} images, SFace, {args.device}, k={config.copies} l={config.iterations}")
+
+    start = time.perf_counter()
+    frame = score_files(paths, model, config, prepare=FacePreparer.for_model(model), progress=False)
+    engine = time.perf_counter() - start
+    print(f"engine only: {engine:.2f} s ({engine / len(paths):.3f} s/image, {frame['error'].notna().sum()} failed)")
+
+    dataset = fo.Dataset()
+    try:
+        dataset.add_samples([fo.Sample(filepath=p) for p in paths], progress=False)
+        start = time.perf_counter()
+        results = compute_face_quality(dataset, model=model, config=config, progress=False)
+        sdk = time.perf_counter() - start
+        same = dataset.values("faceqan") == frame["quality"].tolist()
+        print(f"SDK end to end: {sdk:.2f} s ({sdk / len(paths):.3f} s/image, {results.failed} failed, "
+              f"scores equal to the engine's: {same})")
+    finally:
+        dataset.delete()
+    print(f"overhead: {100.0 * (sdk - engine) / engine:.1f}%")
+
+
+if __name__ == "__main__":
+    main()

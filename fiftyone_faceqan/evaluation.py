@@ -1,0 +1,368 @@
+"""How well quality fields predict recognition errors on a FiftyOne collection (FNM-EDC / ERC, pAUC).
+
+The comparison embeddings are computed once with the evaluation model and kept in a vector field, so a
+second evaluation (other quality fields, another FMR) costs no model run. The evaluation is stored as a
+brain run, like the FaceQAN scoring run: its curves and summary are JSON in the run's results, so
+``load_evaluation`` reloads them without recomputing anything, and ``delete_evaluation`` removes the
+embedding field the evaluation created.
+
+Quality fields may come from another model than the comparisons (the paper's cross-model protocol).
+Samples without a quality value (failed scoring), identity or embedding are left out and counted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from functools import lru_cache
+from pathlib import Path
+
+import fiftyone as fo
+import fiftyone.core.brain as fob
+import numpy as np
+import pandas as pd
+
+from faceqan import load_model
+from faceqan.io import ImageLoadError, load_image
+from faceqan.metrics import PAUC_AT, Comparisons, evaluate, read_lfw_pairs
+from faceqan.models import list_models
+
+from .runs import FaceQANBrainConfig
+
+METHOD = "faceqan_evaluation"
+EMBED_BATCH = 32
+NUMERIC_FIELDS = (fo.FloatField, fo.IntField)
+
+
+class FaceQANEvaluationConfig(fob.BrainMethodConfig):
+    """The parameters an evaluation ran with: enough to tell what its numbers mean and to repeat it."""
+
+    def __init__(self, quality_fields=(), identity_field=None, model=None, embeddings_field=None, pairs=None,
+                 fmr=1e-3, discard_limits=PAUC_AT, non_mated_sample=None, seed=0, **kwargs):
+        self.quality_fields = list(quality_fields)
+        self.identity_field = identity_field
+        self.model = model
+        self.embeddings_field = embeddings_field
+        self.pairs = pairs
+        self.fmr = fmr
+        self.discard_limits = list(discard_limits)
+        self.non_mated_sample = non_mated_sample
+        self.seed = seed
+        super().__init__(**kwargs)
+
+    @property
+    def method(self):
+        return METHOD
+
+
+class FaceQANEvaluation(fob.BrainMethod):
+    """Bookkeeping: the embedding field belongs to the evaluation whose key is written in its info."""
+
+    def get_fields(self, samples, key):
+        return [self.config.embeddings_field]
+
+    def cleanup(self, samples, key):
+        dataset = samples._root_dataset
+        name = self.config.embeddings_field
+        if dataset.has_sample_field(name) and _field_info(dataset, name).get("faceqan_eval_key") == key:
+            dataset.delete_sample_field(name)
+
+
+class FaceQANEvaluationResults(fob.BrainResults):
+    """``curves`` (long-form points, references included), ``summary`` (one row per measure and curve
+    type: FNMR at discard fractions, raw and normalised pAUC) and ``info`` (counts, threshold, models)."""
+
+    def __init__(self, samples, config, brain_key, curves, summary, info, backend=None):
+        super().__init__(samples, config, brain_key, backend=backend)
+        self._curves = _frame(curves)
+        self._summary = _frame(summary)
+        self.info = dict(info)
+
+    @property
+    def curves(self) -> pd.DataFrame:
+        return self._curves.copy()
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        return self._summary.copy()
+
+    def plot(self, curve: str = "edc"):
+        """Plotly figure of one curve type ('edc' or 'erc') with the random and best references."""
+        from faceqan.plots import figure
+
+        return figure(self._curves, curve, title=self._title(curve))
+
+    def save_png(self, path: str | Path) -> Path:
+        from faceqan.plots import save_png
+
+        return save_png(self._curves, path, title=self._title(None))
+
+    def _title(self, curve: str | None) -> str:
+        info = self.info
+        head = f"{curve.upper()}: " if curve else ""
+        return (f"{head}{info['n_evaluated']} samples, comparisons by {info['model'] or info['embeddings_field']}, "
+                f"FMR {info['fmr']:g}")
+
+    def serialize(self, reflective=False):
+        return {"cls": self.cls, "curves": _columns(self._curves), "summary": _columns(self._summary),
+                "info": self.info}
+
+    @classmethod
+    def _from_dict(cls, d, samples, config, brain_key):
+        return cls(samples, config, brain_key, d["curves"], d["summary"], d["info"])
+
+
+def _columns(frame: pd.DataFrame) -> dict:
+    """Column name -> list of Python scalars (JSON; -inf/NaN survive bson's json_util)."""
+    return {"columns": list(frame.columns), "data": {c: frame[c].tolist() for c in frame.columns}}
+
+
+def _frame(value) -> pd.DataFrame:
+    if isinstance(value, pd.DataFrame):
+        return value.reset_index(drop=True)
+    return pd.DataFrame(value["data"], columns=value["columns"])
+
+
+def _field_info(dataset, name: str) -> dict:
+    return dict(dataset.get_field(name).info or {})
+
+
+# --- validation -----------------------------------------------------------------------------------------
+
+def _numeric_fields(samples) -> list[str]:
+    return sorted(name for name, f in samples.get_field_schema().items() if isinstance(f, NUMERIC_FIELDS))
+
+
+def _check_quality_fields(samples, quality_fields) -> list[str]:
+    if isinstance(quality_fields, str):
+        quality_fields = [quality_fields]
+    fields = list(quality_fields or [])
+    if not fields:
+        raise ValueError("quality_fields: give at least one numeric field holding a quality score per sample")
+    if len(set(fields)) != len(fields):
+        raise ValueError(f"quality_fields has duplicates: {fields}")
+    numeric = _numeric_fields(samples)
+    for name in fields:
+        if name not in numeric:
+            raise ValueError(f"quality field {name!r} is not a numeric sample field of this collection; "
+                             f"numeric fields: {numeric or 'none'} (per-face quality in detections is not "
+                             f"supported here)")
+    return fields
+
+
+def _identity_path(samples, identity_field: str) -> str:
+    """The value path of the identity: ``<field>.label`` for a Classification, the field for a string."""
+    field = samples.get_field(identity_field) if isinstance(identity_field, str) else None
+    if isinstance(field, fo.StringField):
+        return identity_field
+    if isinstance(field, fo.EmbeddedDocumentField) and issubclass(field.document_type, fo.Classification):
+        return f"{identity_field}.label"
+    raise ValueError(f"identity_field {identity_field!r} must be a Classification or string field of this "
+                     f"collection (or give pairs=<LFW-style pairs file>)")
+
+
+def _check_params(eval_key, fmr, discard_limits, non_mated_sample, model, pairs) -> tuple[float, ...]:
+    if not isinstance(eval_key, str) or not eval_key.isidentifier():
+        raise ValueError(f"eval_key must be a valid identifier such as 'faceqan_eval', got {eval_key!r}")
+    if not isinstance(fmr, (int, float)) or not 0 < fmr < 1:
+        raise ValueError(f"fmr must be a fraction in (0, 1), e.g. 1e-3, got {fmr!r}")
+    limits = tuple(float(d) for d in discard_limits)
+    if not limits or any(not 0 < d <= 1 for d in limits):
+        raise ValueError(f"discard_limits must be fractions in (0, 1], e.g. (0.1, 0.2, 0.4), got {discard_limits!r}")
+    if non_mated_sample is not None and (isinstance(non_mated_sample, bool) or not isinstance(non_mated_sample, int)
+                                         or non_mated_sample < 1):
+        raise ValueError(f"non_mated_sample must be a positive number of pairs or None (all), got {non_mated_sample!r}")
+    if model is not None and model not in {m.name for m in list_models()}:
+        raise ValueError(f"unknown model {model!r}; available: {sorted(m.name for m in list_models())}")
+    if pairs is not None and not Path(pairs).is_file():
+        raise ValueError(f"pairs file not found: {pairs}")
+    return limits
+
+
+def _check_key_free(dataset, eval_key: str) -> None:
+    if eval_key in dataset.list_brain_runs() and eval_key not in list_evaluations(dataset):
+        raise ValueError(f"brain key {eval_key!r} is used by another kind of run; choose another eval_key")
+
+
+# --- embeddings -----------------------------------------------------------------------------------------
+
+@lru_cache(maxsize=2)
+def comparison_model(name: str):
+    """Loaded once per process: an App server runs many evaluations and loading costs seconds."""
+    return load_model(name)
+
+
+def _embed(paths: Sequence[str], model, on_progress) -> list[np.ndarray | None]:
+    """Embeddings of whole images resized to the model input (aligned crops); None for unreadable files."""
+    import torch
+
+    out: list[np.ndarray | None] = [None] * len(paths)
+    with torch.inference_mode():
+        for start in range(0, len(paths), EMBED_BATCH):
+            good, tensors = [], []
+            for i in range(start, min(start + EMBED_BATCH, len(paths))):
+                try:
+                    tensors.append(load_image(paths[i], model.input_size))
+                    good.append(i)
+                except ImageLoadError:
+                    continue
+            if tensors:
+                for i, row in zip(good, model(torch.stack(tensors)).float().numpy()):
+                    out[i] = row
+            if on_progress:
+                on_progress(min(start + EMBED_BATCH, len(paths)), len(paths))
+    return out
+
+
+def _ensure_embeddings(samples, field: str, model: str | None, eval_key: str, on_progress) -> tuple[int, str | None]:
+    """Fill ``field`` where it is empty. Returns how many embeddings were computed (0: the model was not
+    loaded) and the model that made the field (None: embeddings from elsewhere)."""
+    dataset = samples._root_dataset
+    stored = None
+    if dataset.has_sample_field(field):
+        stored = _field_info(dataset, field).get("faceqan_model")
+        if not isinstance(dataset.get_field(field), fo.VectorField):
+            raise ValueError(f"embeddings_field {field!r} exists and is not a vector field; choose another name")
+        if model is not None and stored is not None and stored != model:
+            raise ValueError(f"field {field!r} holds {stored!r} embeddings, not {model!r}: pass model={stored!r}, "
+                             f"or another embeddings_field, or delete the field")
+    elif model is None:
+        raise ValueError(f"embeddings_field {field!r} does not exist; give model=... to compute it")
+    todo = samples.exists(field, False)
+    if len(todo) == 0:
+        return 0, stored or model
+    if model is None or (dataset.has_sample_field(field) and stored is None):
+        raise ValueError(f"{len(todo)} samples have no embedding in {field!r}, a field FaceQAN did not make: "
+                         f"fill it, or pass a new embeddings_field and model=... to compute one")
+    if not dataset.has_sample_field(field):
+        dataset.add_sample_field(field, fo.VectorField, info={"faceqan_model": model, "faceqan_eval_key": eval_key})
+    ids, paths = todo.values(["id", "filepath"])
+    vectors = _embed(paths, comparison_model(model), on_progress)
+    dataset.set_values(field, {i: v for i, v in zip(ids, vectors) if v is not None}, key_field="id")
+    return sum(v is not None for v in vectors), stored or model
+
+
+# --- comparisons ----------------------------------------------------------------------------------------
+
+def _pair_indices(pairs, names: list[str]) -> tuple[list, list, int]:
+    """Protocol pairs mapped to row indices by file name; pairs touching an excluded sample are dropped."""
+    position = {name: i for i, name in enumerate(names)}
+    if len(position) != len(names):
+        raise ValueError("pairs are matched by file name, but several evaluated samples share a file name")
+    mated, non_mated = read_lfw_pairs(pairs)
+    dropped = 0
+    out = []
+    for listed in (mated, non_mated):
+        kept = []
+        for a, b in listed:
+            ia, ib = position.get(Path(a).name), position.get(Path(b).name)
+            if ia is None or ib is None:
+                dropped += 1
+            else:
+                kept.append((ia, ib))
+        out.append(kept)
+    return out[0], out[1], dropped
+
+
+def _usable(quality: dict[str, np.ndarray], embeddings: list, identities: list | None) -> tuple[np.ndarray, dict]:
+    """Rows with every quality value, an embedding and (when labels are used) an identity; and the counts
+    of what is missing (a failed FaceQAN score is None)."""
+    ok_quality = np.all([~np.isnan(q) for q in quality.values()], axis=0)
+    ok_embedding = np.array([v is not None for v in embeddings], dtype=bool)
+    ok_identity = np.array([v is not None for v in identities or embeddings], dtype=bool)
+    keep = np.flatnonzero(ok_quality & ok_embedding & ok_identity)
+    excluded = {"missing_quality": {f: int(np.isnan(q).sum()) for f, q in quality.items()},
+                "missing_embedding": int((~ok_embedding).sum()),
+                "missing_identity": int((~ok_identity).sum()) if identities is not None else 0,
+                "samples": int(len(ok_quality) - len(keep))}
+    if len(keep) < 2:
+        raise ValueError(f"only {len(keep)} of {len(ok_quality)} samples have every quality field, an embedding "
+                         f"and an identity: nothing to compare ({excluded})")
+    return keep, excluded
+
+
+def _quality_models(dataset, quality_fields: list[str]) -> dict[str, str | None]:
+    """Which model scored each quality field, when a FaceQAN run of this dataset wrote it."""
+    found = {}
+    for key in dataset.list_brain_runs():
+        config = dataset.get_brain_info(key).config
+        if isinstance(config, FaceQANBrainConfig) and config.quality_field in quality_fields:
+            found[config.quality_field] = config.model
+    return {f: found.get(f) for f in quality_fields}
+
+
+def evaluate_quality(samples, quality_fields: Sequence[str], identity_field: str = "ground_truth",
+                     model: str | None = "sface", embeddings_field: str | None = None, pairs: str | None = None,
+                     fmr: float = 1e-3, discard_limits: Sequence[float] = PAUC_AT, eval_key: str = "faceqan_eval",
+                     non_mated_sample: int | None = None, seed: int = 0,
+                     on_progress: Callable[[int, int], None] | None = None) -> FaceQANEvaluationResults:
+    """Evaluate quality fields against the comparisons of ``model``'s embeddings; store the run as ``eval_key``.
+
+    Comparisons come from ``pairs`` (an LFW-style protocol file, images matched by file name) or else from
+    the identity labels: all mated pairs, all non-mated pairs or a seeded sample of ``non_mated_sample``.
+    ``model=None`` with ``embeddings_field`` uses precomputed embeddings only. Rerunning a key replaces it.
+    """
+    dataset = samples._root_dataset
+    fields = _check_quality_fields(samples, quality_fields)
+    limits = _check_params(eval_key, fmr, discard_limits, non_mated_sample, model, pairs)
+    identity = None if pairs is not None else _identity_path(samples, identity_field)
+    _check_key_free(dataset, eval_key)
+    field = embeddings_field or f"{eval_key}_embedding"
+
+    computed, model = _ensure_embeddings(samples, field, model, eval_key, on_progress)
+    columns = ["filepath", field, *fields] + ([identity] if identity else [])
+    values = dict(zip(columns, samples.values(columns)))
+    quality = {f: np.array([np.nan if v is None else v for v in values[f]], dtype=np.float64) for f in fields}
+    keep, excluded = _usable(quality, values[field], values[identity] if identity else None)
+
+    embeddings = np.stack([values[field][i] for i in keep])
+    pairs_dropped = 0
+    if pairs is not None:
+        mated, non_mated, pairs_dropped = _pair_indices(pairs, [Path(values["filepath"][i]).name for i in keep])
+        comparisons = Comparisons.from_pairs(embeddings, mated, non_mated)
+    else:
+        labels = [values[identity][i] for i in keep]
+        comparisons = Comparisons.from_labels(embeddings, labels, non_mated_sample, seed)
+    evaluation = evaluate(comparisons, {f: q[keep] for f, q in quality.items()}, fmr=fmr, pauc_at=limits)
+
+    config = FaceQANEvaluationConfig(fields, identity_field if identity else None, model, field, pairs and str(pairs),
+                                     fmr, limits, non_mated_sample, seed)
+    info = {"eval_key": eval_key, "model": model, "embeddings_field": field, "quality_models":
+            _quality_models(dataset, fields), "n_samples": len(values[field]), "n_evaluated": int(len(keep)),
+            "excluded": excluded, "pairs_dropped": pairs_dropped, "n_mated": evaluation.n_mated,
+            "n_non_mated": evaluation.n_non_mated, "tau": evaluation.tau, "fmr": fmr,
+            "embeddings_computed": computed}
+    results = FaceQANEvaluationResults(samples, config, eval_key, evaluation.curves, evaluation.summary, info)
+    _release_old_field(dataset, eval_key, field)
+    FaceQANEvaluation(config).register_run(samples, eval_key, overwrite=True, cleanup=False)
+    FaceQANEvaluation(config).save_run_results(samples, eval_key, results)
+    return results
+
+
+def _release_old_field(dataset, eval_key: str, new_field: str) -> None:
+    """A rerun under the same key keeps the embedding field it reuses and drops one it no longer uses."""
+    if eval_key in list_evaluations(dataset):
+        old = dataset.get_brain_info(eval_key).config.embeddings_field
+        if old != new_field:
+            FaceQANEvaluation(dataset.get_brain_info(eval_key).config).cleanup(dataset, eval_key)
+
+
+def list_evaluations(dataset) -> list[str]:
+    return dataset.list_brain_runs(method=METHOD)
+
+
+def _require(dataset, eval_key: str) -> None:
+    known = list_evaluations(dataset)
+    if eval_key not in known:
+        raise ValueError(f"no FaceQAN evaluation {eval_key!r} on this dataset; evaluations: {known}")
+
+
+def load_evaluation(dataset, eval_key: str, cache: bool = True) -> FaceQANEvaluationResults:
+    """The stored results (curves, summary, info), read back without recomputing anything."""
+    _require(dataset, eval_key)
+    return dataset.load_brain_results(eval_key, cache=cache)
+
+
+def delete_evaluation(dataset, eval_key: str) -> None:
+    """Remove the run and the embedding field it created (a field it only reused is kept)."""
+    _require(dataset, eval_key)
+    dataset.delete_brain_run(eval_key)

@@ -1,0 +1,146 @@
+"""Panel "FaceQAN ERC": the EDC/ERC curves of an evaluation run (every compared quality measure with the
+random-rejection and theoretical-best references), its pAUC table, FNMR0, threshold and FMR; or a button
+that opens the evaluation operator when the dataset has none yet.
+
+The panel keeps only the chosen run and curve type; everything shown is read again from the stored run,
+so it follows reruns, new runs and dataset changes.
+"""
+
+from __future__ import annotations
+
+import fiftyone.operators as foo
+import fiftyone.operators.types as types
+
+from faceqan.plots import AXIS_TITLES, figure
+from fiftyone_faceqan.evaluation import list_evaluations, load_evaluation
+
+from .common import figure_traces, jsonable
+
+EVALUATE_OPERATOR = "evaluate_faceqan_quality"
+CURVES = {"edc": "FNM-EDC (ISO/IEC 29794-1, fixed threshold)", "erc": "ERC (legacy, threshold per fraction)"}
+
+
+class ERCPanel(foo.Panel):
+    @property
+    def config(self):
+        return foo.PanelConfig(
+            name="faceqan_erc",
+            label="FaceQAN ERC",
+            icon="show_chart",
+            help_markdown="EDC/ERC curves and pAUC of a FaceQAN evaluation run.",
+        )
+
+    # --- events -----------------------------------------------------------------------------------------
+
+    def on_load(self, ctx):
+        state = ctx.panel.state
+        keys = list_evaluations(ctx.dataset)
+        key = state.eval_key if state.eval_key in keys else _newest(ctx.dataset, keys)
+        curve = state.curve if state.curve in CURVES else "edc"
+        state.set({"eval_keys": keys, "eval_key": key, "curve": curve})
+        if key is None:
+            return
+        results = load_evaluation(ctx.dataset, key)
+        curves = results.curves
+        present = [c for c in CURVES if (curves["curve"] == c).any()]
+        if curve not in present:
+            curve = present[0]
+            state.curve = curve
+        state.set({"curves_present": present, "info": jsonable(_info(results)),
+                   "limits": list(results.config.discard_limits)})
+        ctx.panel.data.set({"plot": figure_traces(figure(curves, curve)), "pauc": _pauc_rows(results, curve)})
+
+    def on_change_dataset(self, ctx):
+        ctx.panel.state.clear()
+        self.on_load(ctx)
+
+    def on_change_eval_key(self, ctx):
+        ctx.panel.state.eval_key = ctx.params.get("value", ctx.panel.state.eval_key)
+        self.on_load(ctx)
+
+    def on_change_curve(self, ctx):
+        ctx.panel.state.curve = ctx.params.get("value", ctx.panel.state.curve)
+        self.on_load(ctx)
+
+    def refresh(self, ctx):
+        self.on_load(ctx)
+
+    def evaluate(self, ctx):
+        ctx.prompt(f"{self.plugin_name}/{EVALUATE_OPERATOR}", on_success=self.refresh)
+
+    # --- layout -----------------------------------------------------------------------------------------
+
+    def render(self, ctx):
+        panel = types.Object()
+        state = ctx.panel.state
+        if not state.eval_key:
+            panel.md("### No FaceQAN evaluation yet\nCompare quality fields against face-recognition errors "
+                     "(needs identity labels or a pairs file).", name="empty")
+            panel.btn("evaluate", label="Evaluate quality", icon="play_arrow", on_click=self.evaluate,
+                      variant="contained")
+            return types.Property(panel, view=types.GridView(orientation="vertical", gap=2, pad=2))
+
+        row = panel.h_stack("choices", gap=2, align_x="left")
+        runs = types.DropdownView()
+        for key in state.eval_keys or []:
+            runs.add_choice(key, label=key)
+        row.enum("eval_key", runs.values(), default=state.eval_key, label="Evaluation", view=runs,
+                 on_change=self.on_change_eval_key)
+        kinds = types.RadioGroup(orientation="horizontal")
+        for kind in state.curves_present or []:
+            kinds.add_choice(kind, label=kind.upper())
+        row.enum("curve", kinds.values(), default=state.curve, label="Curve", view=kinds,
+                 on_change=self.on_change_curve)
+        row.btn("refresh", label="Refresh", icon="refresh", on_click=self.refresh)
+        row.btn("evaluate", label="New evaluation", icon="play_arrow", on_click=self.evaluate)
+
+        panel.md(_info_markdown(state.info), name="info_text")
+        layout = {"title": {"text": CURVES[state.curve]}, "showlegend": True, "legend": {"orientation": "h", "y": -0.25},
+                  "xaxis": {"title": {"text": AXIS_TITLES[state.curve]}, "range": [0, 1]},
+                  "yaxis": {"title": {"text": "FNMR"}, "rangemode": "tozero"},
+                  "margin": {"t": 40, "l": 56, "b": 110, "r": 8}}
+        panel.plot("plot", layout=layout, width="100%", height="420px")
+
+        table = types.TableView()
+        table.add_column("measure", label="quality measure")
+        table.add_column("fnmr_0", label="FNMR0")
+        for d in state.limits or []:
+            table.add_column(f"pauc_{round(d * 100)}", label=f"pAUC@{d:g} (norm)")
+        panel.list("pauc", types.Object(), label="pAUC: raw (normalised: 1 = random, lower is better)",
+                   view=table)
+        return types.Property(panel, view=types.GridView(orientation="vertical", gap=2, pad=2))
+
+
+def _newest(dataset, keys):
+    return max(keys, key=lambda k: dataset.get_brain_info(k).timestamp) if keys else None
+
+
+def _info(results) -> dict:
+    info = results.info
+    edc = results.summary[results.summary["curve"] == "edc"]
+    fnmr0 = float(edc["fnmr_0"].iloc[0]) if not edc.empty else None
+    return {"tau": info["tau"], "fmr": info["fmr"], "fnmr_0": fnmr0, "n_mated": info["n_mated"],
+            "n_non_mated": info["n_non_mated"], "n_evaluated": info["n_evaluated"], "n_samples": info["n_samples"],
+            "model": info["model"] or info["embeddings_field"]}
+
+
+def _pauc_rows(results, curve: str) -> list[dict]:
+    summary = results.summary
+    rows = []
+    for _, row in summary[(summary["curve"] == curve) | (summary["curve"] == "reference")].iterrows():
+        out = {"measure": row["measure"], "fnmr_0": f"{row['fnmr_0']:.4f}"}
+        for d in results.config.discard_limits:
+            pct = round(d * 100)
+            raw, norm = row.get(f"pauc_{pct}"), row.get(f"pauc_{pct}_norm")
+            out[f"pauc_{pct}"] = "" if raw is None else f"{raw:.4f} ({norm:.3f})"
+        rows.append(out)
+    return rows
+
+
+def _info_markdown(info) -> str:
+    if not info:
+        return ""
+    fnmr0 = "n/a" if info["fnmr_0"] is None else f"{info['fnmr_0']:.4f}"
+    return (f"**FNMR0 {fnmr0}** at threshold **{info['tau']:.4f}** (FMR {info['fmr']:g}) · "
+            f"{info['n_mated']:,} mated / {info['n_non_mated']:,} non-mated comparisons by `{info['model']}` · "
+            f"{info['n_evaluated']} of {info['n_samples']} samples evaluated")

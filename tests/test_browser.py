@@ -1,0 +1,141 @@
+"""End to end in a real browser: the FiftyOne App (a server subprocess on the test database) with this
+plugin, driven by headless Chromium. Opens both panels on 24 real LFW crops (quality: image sharpness,
+a cheap real baseline; evaluation: SFace comparisons), moves the rejection slider, filters the grid and
+checks its sample count, and saves screenshots to docs/screenshots/. Skips when chromium or selenium is
+missing. Heavy (the App and Chromium on a shared CPU): one test, run it alone when iterating."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from browser_app import app_server, chromium, require_browser, wait_for
+from lfw_data import require_lfw
+
+COUNT = 24
+SHOTS = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
+
+
+@pytest.fixture
+def scored(fo_database):
+    import fiftyone as fo
+    from faceqan.baselines import sharpness
+    from fiftyone_faceqan.evaluation import evaluate_quality
+
+    root = require_lfw()
+    paths = [root / rel for rel in (root / "erc_subset.txt").read_text().split()[:COUNT]]
+    dataset = fo.Dataset("faceqan-browser")
+    dataset.persistent = True  # the App server is another process
+    dataset.add_samples([fo.Sample(filepath=str(p), ground_truth=fo.Classification(label=p.parent.name),
+                                   sharpness=float(s)) for p, s in zip(paths, sharpness([str(p) for p in paths]))])
+    evaluate_quality(dataset, ["sharpness"], model="sface", eval_key="faceqan_eval")
+    yield dataset
+    dataset.delete()
+
+
+def _click_text(driver, text, tag="*"):
+    from selenium.webdriver.common.by import By
+
+    exact = f"//{tag}[normalize-space(text())='{text}']"
+    element = driver.find_elements(By.XPATH, exact if tag == "*" else f"//{tag}[contains(., '{text}')]")[-1]
+    driver.execute_script("arguments[0].click();", element)
+    return element
+
+
+def _grid_count(driver) -> int:
+    from selenium.webdriver.common.by import By
+
+    text = driver.find_element(By.CSS_SELECTOR, "[data-cy=entry-counts]").text
+    return int(re.search(r"(\d+)\s+samples", text.replace(",", "")).group(1))
+
+
+def _open_panel(driver, label):
+    from selenium.webdriver.common.by import By
+
+    driver.find_elements(By.CSS_SELECTOR, "[data-cy=new-panel-btn]")[-1].click()  # the right-most space
+    wait_for(lambda: _click_text(driver, label), 30, what=f"the {label!r} entry in the new-panel menu")
+
+
+def _focus_panel(driver, name, label):
+    """Select the panel's tab when the App restored it, else open it again."""
+    from selenium.webdriver.common.by import By
+
+    tabs = driver.find_elements(By.CSS_SELECTOR, f"[data-cy=panel-tab-{name}]")
+    if tabs:
+        tabs[0].click()
+    else:
+        _open_panel(driver, label)
+
+
+def _show_samples(driver):
+    from selenium.webdriver.common.by import By
+
+    driver.find_element(By.CSS_SELECTOR, "[data-cy=panel-tab-samples]").click()
+
+
+def _slide(driver, fraction):
+    """Click the rejection slider's rail at ``fraction`` of its width (a click commits the value)."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    rail = driver.find_elements(By.CSS_SELECTOR, ".MuiSlider-root")[-1]  # the grid's zoom sliders come first
+    width = rail.size["width"]
+    ActionChains(driver).move_to_element_with_offset(rail, int((fraction - 0.5) * width), 0).click().perform()
+
+
+def _panel_text(driver) -> str:
+    from selenium.webdriver.common.by import By
+
+    return driver.find_element(By.TAG_NAME, "body").text
+
+
+def test_panels_in_the_app(scored, tmp_path):
+    require_browser()
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with app_server(tmp_path / "app.log") as url, chromium() as driver:
+        try:
+            _drive(driver, url, scored.name)
+        except BaseException:
+            driver.save_screenshot(str(tmp_path / "failure.png"))  # what the page showed when it failed
+            raise
+
+
+def _drive(driver, url, name):
+    driver.get(f"{url}/datasets/{name}")
+    assert wait_for(lambda: _grid_count(driver), 120, what="the sample grid") == COUNT
+    try:
+        _click_text(driver, "Dismiss")  # the App's product banner, when it shows
+    except Exception:
+        pass
+
+    _open_panel(driver, "FaceQAN ERC")
+    wait_for(lambda: "FNMR0" in _panel_text(driver) and "theoretical best" in _panel_text(driver), 90,
+             what="the ERC panel's curves and table")
+    driver.save_screenshot(str(SHOTS / "erc_panel.png"))
+
+    _open_panel(driver, "FaceQAN rejection")
+    wait_for(lambda: "rejects" in _panel_text(driver), 90, what="the rejection panel's summary")
+    _slide(driver, 0.25)
+    wait_for(lambda: re.search(r"rejects (\d+) of 24", _panel_text(driver)).group(1) not in ("0", "2"), 60,
+             what="the slider to change the rejected count")
+    _click_text(driver, "Show kept", tag="button")
+    rejected = int(wait_for(lambda: re.search(r"rejects (\d+) of 24", _panel_text(driver)).group(1), 30))
+    driver.save_screenshot(str(SHOTS / "rejection_panel.png"))
+
+    _show_samples(driver)
+    kept = COUNT - rejected
+    wait_for(lambda: _grid_count(driver) == kept, 60, what=f"the grid to show the {kept} kept samples")
+    driver.save_screenshot(str(SHOTS / "grid_kept.png"))
+
+    driver.refresh()  # a browser reload keeps the view; the panel derives its state from it
+    assert wait_for(lambda: _grid_count(driver), 120, what="the grid after a reload") == kept
+    _focus_panel(driver, "faceqan_rejection", "FaceQAN rejection")
+    wait_for(lambda: "Grid: kept" in _panel_text(driver) and f"rejects {rejected} of 24" in _panel_text(driver),
+             90, what="the panel to read its state from the view")
+    _slide(driver, 0.6)
+    wait_for(lambda: int(re.search(r"rejects (\d+) of 24", _panel_text(driver)).group(1)) > rejected, 60,
+             what="a higher rejection rate")
+    _show_samples(driver)
+    wait_for(lambda: _grid_count(driver) < kept, 60, what="the grid to follow the slider")

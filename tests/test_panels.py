@@ -1,0 +1,308 @@
+"""The rejection logic and the two App panels on a real FiftyOne database with 30 real LFW crops of 6
+identities. Quality fields hold a fast real baseline (image sharpness) and a seeded random score; one sample
+has no sharpness (a failed scoring) and a Detections field carries the sharpness per face, so the per-face
+path is covered too. The panels run through a real ExecutionContext, the way the App calls them: one
+operator execution per event, and the operations they trigger (state patches, set_view) applied to an
+App-side state that the next event receives."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pydash
+import pytest
+
+from lfw_data import require_lfw
+
+COUNT = 30
+PLUGIN = "@faceqan/faceqan"
+TAG = "faceqan_rejected"
+
+
+@pytest.fixture(scope="module")
+def faces(fo_database):
+    """30 LFW crops: identity, ``sharpness`` (None on the first sample), ``random_q`` and per-face ``faces.q``,
+    plus an evaluation ``eval_a`` of both sample fields."""
+    import fiftyone as fo
+    from faceqan.baselines import random_quality, sharpness
+    from fiftyone_faceqan.evaluation import evaluate_quality
+
+    root = require_lfw()
+    paths = [root / rel for rel in (root / "erc_subset.txt").read_text().split()[:COUNT]]
+    sharp = sharpness([str(p) for p in paths])
+    rand = random_quality(COUNT, seed=5)
+    dataset = fo.Dataset("faceqan-panels")
+    samples = []
+    for i, path in enumerate(paths):
+        face = fo.Detection(label="face", bounding_box=[0.1, 0.1, 0.8, 0.8], q=float(sharp[i]))
+        samples.append(fo.Sample(filepath=str(path), ground_truth=fo.Classification(label=path.parent.name),
+                                 sharpness=None if i == 0 else float(sharp[i]), random_q=float(rand[i]),
+                                 faces=fo.Detections(detections=[face])))
+    dataset.add_samples(samples)
+    dataset.add_dynamic_sample_fields()
+    evaluate_quality(dataset.exists("sharpness"), ["sharpness", "random_q"], model="sface", eval_key="eval_a")
+    yield dataset
+    dataset.delete()
+
+
+class AppPanel:
+    """The App's side of a panel: its state, data, rendered output and the dataset view; ``event`` runs one
+    panel method through ``Panel.execute`` and applies the operations the panel triggered."""
+
+    def __init__(self, name, dataset, stages=None):
+        import fiftyone.operators as foo
+
+        self.operator = foo.get_operator(f"{PLUGIN}/{name}")
+        self.dataset, self.stages = dataset, list(stages or [])
+        self.state, self.data, self.output, self.triggered = {}, {}, None, []
+
+    def event(self, method, **params):
+        from fiftyone.operators.executor import ExecutionContext, Executor
+
+        request = {"dataset_name": self.dataset.name, "view": copy.deepcopy(self.stages),
+                   "params": {"panel_id": "panel-1", "panel_state": copy.deepcopy(self.state),
+                              "__method__": method, **params}}
+        ctx = ExecutionContext(request_params=request, executor=Executor())
+        self.operator.execute(ctx)
+        view_changed = False
+        for request in ctx.executor._requests:
+            name, p = request.operator_uri, request.params
+            self.triggered.append((name, p))
+            if name == "patch_panel_state":
+                for key, value in p["state"].items():
+                    pydash.set_(self.state, key, copy.deepcopy(value))
+            elif name == "clear_panel_state":
+                self.state = {}
+            elif name == "patch_panel_data":
+                for key, value in p["data"].items():
+                    pydash.set_(self.data, key, copy.deepcopy(value))
+            elif name == "show_panel_output":
+                self.output = p["output"]
+            elif name == "set_view":
+                self.stages, view_changed = p["view"], True
+        if view_changed:  # the App reports a new view to the panel
+            self.event("on_change_view", value=self.stages)
+        return ctx
+
+    def change(self, path, value, method):
+        """A user edits an input: the App writes the value into the state, then calls ``on_change``."""
+        pydash.set_(self.state, path, value)
+        return self.event(method, value=value)
+
+    def view(self):
+        import fiftyone.server.view as fosv
+
+        return fosv.get_view(self.dataset, stages=self.stages)
+
+    def properties(self):
+        return self.output["type"]["properties"]
+
+
+# --- rejection logic ------------------------------------------------------------------------------------
+
+def test_threshold_for_rate_rejects_the_requested_share():
+    from fiftyone_faceqan.rejection import threshold_for_rate
+
+    values = np.array([0.5, np.nan, 0.1, 0.3, 0.2, 0.4])
+    assert threshold_for_rate(values, 0.0) == 0.1
+    assert threshold_for_rate(values, 0.4) == 0.3  # 2 of the 5 scored values lie below
+    assert threshold_for_rate(values, 1.0) > 0.5
+    assert threshold_for_rate(np.array([0.2, 0.2, 0.2, 0.9]), 0.5) == 0.2  # ties are kept together
+    with pytest.raises(ValueError, match="fraction"):
+        threshold_for_rate(values, 1.5)
+    with pytest.raises(ValueError, match="no scored values"):
+        threshold_for_rate(np.array([np.nan]), 0.1)
+
+
+def test_kept_and_rejected_views_split_the_collection(faces):
+    from fiftyone_faceqan.rejection import rejection_view, scores, summarize, threshold_for_rate
+
+    threshold = threshold_for_rate(scores(faces, "sharpness"), 0.25)
+    summary = summarize(faces, "sharpness", threshold)
+    assert (summary.scored, summary.unscored, summary.rejected) == (COUNT - 1, 1, round(0.25 * (COUNT - 1)))
+    kept = rejection_view(faces, "sharpness", threshold, "kept")
+    rejected = rejection_view(faces, "sharpness", threshold, "rejected")
+    assert len(kept) == summary.kept and len(rejected) == summary.rejected + 1  # the unscored sample too
+    assert set(kept.values("id")).isdisjoint(rejected.values("id"))
+    assert min(kept.values("sharpness")) >= threshold
+    assert all(v is None or v < threshold for v in rejected.values("sharpness"))
+    with pytest.raises(ValueError, match="not a numeric quality field"):
+        rejection_view(faces, "ground_truth", threshold, "kept")
+
+
+def test_per_face_rejection_filters_the_faces(faces):
+    from fiftyone_faceqan.rejection import quality_fields, rejection_view, summarize
+
+    assert "faces.detections.q" in quality_fields(faces)
+    threshold = float(np.median(faces.values("faces.detections.q", unwind=True)))
+    summary = summarize(faces, "faces.detections.q", threshold)
+    assert summary.unit == "faces" and summary.scored == COUNT
+    kept = rejection_view(faces, "faces.detections.q", threshold, "kept")
+    assert kept.count("faces.detections") == summary.kept
+    assert min(kept.values("faces.detections.q", unwind=True)) >= threshold
+
+
+def test_parse_rejection_recovers_the_stage_and_the_users_view(faces):
+    from fiftyone_faceqan.rejection import parse_rejection, rejection_view
+
+    users = faces.match_tags("nope", bool=False).sort_by("random_q")
+    for field, mode in (("sharpness", "rejected"), ("faces.detections.q", "kept")):
+        view = rejection_view(users, field, 1234.5, mode)
+        found = parse_rejection(view)
+        assert (found.field, found.threshold, found.mode) == (field, 1234.5, mode)
+        assert found.base._serialize(include_uuids=False) == users._serialize(include_uuids=False)
+    plain = parse_rejection(users.match({"sharpness": {"$gte": 3}}))
+    assert plain.mode == "all" and plain.field is None
+
+
+def test_tag_follows_the_threshold_and_kept_view_is_saved(faces):
+    from fiftyone_faceqan.rejection import rejection_view, save_kept_view, tag_rejected
+
+    try:
+        assert tag_rejected(faces, "sharpness", 10 ** 9) == COUNT
+        assert tag_rejected(faces, "sharpness", 0.0) == 1  # only the unscored sample is left tagged
+        assert faces.match_tags(TAG).values("sharpness") == [None]
+        name = save_kept_view(faces, "sharpness", 0.0, "  sharp enough ")
+        assert name == "sharp enough"
+        assert len(faces.load_saved_view(name)) == len(rejection_view(faces, "sharpness", 0.0, "kept")) == COUNT - 1
+    finally:
+        faces.untag_samples(TAG)
+        faces.delete_saved_views()
+
+
+def test_fnmr_at_threshold_matches_a_direct_count(faces):
+    from itertools import combinations
+
+    from fiftyone_faceqan.evaluation import load_evaluation
+    from fiftyone_faceqan.rejection import fnmr_at_threshold
+
+    results = load_evaluation(faces, "eval_a")
+    scored = faces.exists("sharpness")
+    emb = np.stack(scored.values(results.config.embeddings_field))
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    labels, q = scored.values("ground_truth.label"), np.array(scored.values("sharpness"))
+    mated = [(a, b) for a, b in combinations(range(len(labels)), 2) if labels[a] == labels[b]]
+    tau = results.info["tau"]
+    for threshold in np.quantile(q, [0.0, 0.3, 0.6]):
+        left = [(a, b) for a, b in mated if min(q[a], q[b]) >= threshold]
+        expected = np.mean([emb[a] @ emb[b] <= tau for a, b in left])
+        point = fnmr_at_threshold(results.curves, "sharpness", threshold)
+        assert point["fnmr"] == pytest.approx(expected, abs=1e-9)
+        assert point["discarded"] == pytest.approx(1 - len(left) / len(mated))
+    assert fnmr_at_threshold(results.curves, "unknown", 0.5) is None
+
+
+# --- rejection panel ------------------------------------------------------------------------------------
+
+def test_rejection_panel_slider_buttons_and_reload(faces):
+    panel = AppPanel("faceqan_rejection", faces)
+    panel.event("on_load")
+    assert panel.state["mode"] == "all" and "sharpness" in panel.state["fields"]
+    panel.change("field", "sharpness", "on_change_field")
+    assert panel.state["summary"]["rejected"] == round(0.1 * (COUNT - 1))
+    assert sum(panel.data["histogram"][0]["y"]) == COUNT - 1
+
+    panel.change("rate", 31.3, "on_change_rate")  # rounded to the slider step, then to what ties allow
+    assert panel.state["summary"]["rejected"] == round(0.315 * (COUNT - 1))
+    assert panel.stages == []  # the grid is not filtered until asked
+    assert panel.state["fnmr"]["eval_key"] == "eval_a"
+
+    panel.event("show_kept")
+    assert panel.state["mode"] == "kept" and len(panel.view()) == panel.state["summary"]["kept"]
+    before = len(panel.view())
+    panel.change("rate", 60, "on_change_rate")  # while filtered, the grid follows the slider
+    assert len(panel.view()) == panel.state["summary"]["kept"] < before
+    threshold = panel.state["cut"]
+    assert min(panel.view().values("sharpness")) >= threshold
+
+    reloaded = AppPanel("faceqan_rejection", faces, stages=panel.stages)  # browser reload: state is gone
+    reloaded.event("on_load")
+    assert (reloaded.state["field"], reloaded.state["cut"], reloaded.state["mode"]) == \
+        ("sharpness", threshold, "kept")
+
+    panel.event("show_rejected")
+    assert len(panel.view()) == panel.state["summary"]["rejected"] + 1
+    panel.event("show_all")
+    assert panel.stages == [] and panel.state["mode"] == "all"
+
+
+def test_rejection_panel_tags_and_saves(faces):
+    panel = AppPanel("faceqan_rejection", faces)
+    panel.event("on_load")
+    panel.change("field", "sharpness", "on_change_field")
+    panel.change("rate", 50, "on_change_rate")
+    try:
+        panel.event("tag")
+        assert faces.count_sample_tags()[TAG] == panel.state["summary"]["rejected"] + 1
+        panel.change("view_name", "kept faces", "on_change_view_name")
+        panel.event("save")
+        assert len(faces.load_saved_view("kept faces")) == panel.state["summary"]["kept"]
+        assert ("reload_dataset", {}) in panel.triggered
+    finally:
+        faces.untag_samples(TAG)
+        faces.delete_saved_views()
+
+
+def test_rejection_panel_renders_slider_plot_and_buttons(faces):
+    panel = AppPanel("faceqan_rejection", faces)
+    panel.event("on_load")
+    props = panel.properties()
+    assert props["rate"]["view"]["name"] == "SliderView"
+    assert props["rate"]["on_change"].endswith("#on_change_rate")
+    assert props["histogram"]["view"]["name"] == "PlotlyView" and props["histogram"]["view"]["width"] == "100%"
+    buttons = props["buttons"]["type"]["properties"]
+    assert {"show_kept", "show_rejected", "show_all", "tag"} <= set(buttons)
+
+
+def test_rejection_panel_per_face_field(faces):
+    panel = AppPanel("faceqan_rejection", faces)
+    panel.event("on_load")
+    panel.change("field", "faces.detections.q", "on_change_field")
+    panel.event("show_rejected")
+    assert panel.state["summary"]["unit"] == "faces" and panel.state["fnmr"] is None
+    assert panel.view().count("faces.detections") == panel.state["summary"]["rejected"]
+
+
+# --- ERC panel ------------------------------------------------------------------------------------------
+
+def test_erc_panel_shows_curves_table_and_follows_new_runs(faces):
+    from fiftyone_faceqan.evaluation import delete_evaluation, evaluate_quality, load_evaluation
+
+    results = load_evaluation(faces, "eval_a")
+    panel = AppPanel("faceqan_erc", faces)
+    panel.event("on_load")
+    assert panel.state["eval_key"] == "eval_a" and panel.state["curve"] == "edc"
+    assert panel.state["info"]["tau"] == pytest.approx(results.info["tau"])
+    names = [trace["name"] for trace in panel.data["plot"]]
+    assert {"sharpness", "random_q", "random rejection", "theoretical best"} <= set(names)
+    table = {row["measure"]: row for row in panel.data["pauc"]}
+    raw = results.summary.set_index(["measure", "curve"]).loc[("sharpness", "edc"), "pauc_20"]
+    assert table["sharpness"]["pauc_20"].startswith(f"{raw:.4f}")
+    assert panel.properties()["plot"]["view"]["height"] == "420px"
+
+    panel.change("curve", "erc", "on_change_curve")
+    assert panel.data["plot"][0]["mode"] == "lines+markers"
+
+    try:
+        evaluate_quality(faces.exists("sharpness"), ["sharpness"], model="sface", eval_key="eval_b",
+                         embeddings_field=results.config.embeddings_field)
+        panel.state.pop("eval_key")  # as after a reload: the newest run is shown
+        panel.event("refresh")
+        assert panel.state["eval_keys"] == ["eval_a", "eval_b"] and panel.state["eval_key"] == "eval_b"
+        panel.change("eval_key", "eval_a", "on_change_eval_key")
+        assert panel.state["eval_key"] == "eval_a"
+    finally:
+        delete_evaluation(faces, "eval_b")
+
+
+def test_erc_panel_without_evaluation_offers_the_operator(fo_dataset):
+    import fiftyone as fo
+
+    fo_dataset.add_sample(fo.Sample(filepath="/nonexistent/face.jpg"))
+    panel = AppPanel("faceqan_erc", fo_dataset)
+    panel.event("on_load")
+    assert panel.state["eval_key"] is None and "evaluate" in panel.properties()
+    panel.event("evaluate")
+    prompt = dict(panel.triggered)["prompt_user_for_operation"]
+    assert prompt["operator_uri"] == f"{PLUGIN}/evaluate_faceqan_quality"
