@@ -1,4 +1,4 @@
-"""The `faceqan` command line: score files, list models."""
+"""The `faceqan` command line: score files, list models, evaluate scores (erc), run the FiftyOne demo."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 
 from .config import PRECISIONS, VARIANTS, FaceQANConfig
+from .erc_cli import add_erc_parser
+from .models.files import ModelFileError
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,6 +23,23 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--device", default=defaults.device, help="auto, cpu, cuda, cuda:1, ...")
     group.add_argument("--batch-size", type=int, default=None, help="images per step (default: per device)")
     group.add_argument("--seed", type=int, default=defaults.seed)
+
+
+def add_face_arguments(parser: argparse.ArgumentParser) -> None:
+    from .align import ALIGN_MODES, FACE_POLICIES, FacePreparer
+
+    group = parser.add_argument_group("face detection and alignment")
+    group.add_argument("--align", choices=ALIGN_MODES, default=FacePreparer.align,
+                       help="auto: detect and align faces unless the image already has the model's input size "
+                            "(an aligned crop); always; never: resize the whole image (default %(default)s)")
+    group.add_argument("--faces", choices=FACE_POLICIES, default=FacePreparer.faces,
+                       help="the one face scored per image (largest, central, confident) or all: one row per face "
+                            "(default %(default)s)")
+    group.add_argument("--min-confidence", type=float, default=FacePreparer.min_confidence,
+                       help="detections below it are ignored; an image without one gets an error row "
+                            "(default %(default)s)")
+    group.add_argument("--detector", default=FacePreparer.detector,
+                       help="yunet (offline, default), scrfd, scrfd:<insightface pack> or scrfd:/path/det.onnx")
 
 
 def config_from_args(args: argparse.Namespace) -> FaceQANConfig:
@@ -45,6 +64,7 @@ def read_list(path: Path) -> list[str]:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
+    from .align import FacePreparer, get_detector
     from .io import find_images
     from .models import load_model
     from .pipeline import score_files
@@ -55,7 +75,11 @@ def cmd_score(args: argparse.Namespace) -> int:
     if not paths:
         raise SystemExit("no images found in " + " ".join(map(str, inputs)))
     model = load_model(args.model, weights=args.weights)
-    frame = score_files(paths, model, config, num_workers=args.workers, progress=not args.quiet)
+    prepare = FacePreparer.for_model(model, align=args.align, faces=args.faces, min_confidence=args.min_confidence,
+                                     detector=args.detector)
+    if prepare.align != "never":
+        get_detector(prepare.detector)  # a missing detector fails here, once, not as an error row per file
+    frame = score_files(paths, model, config, prepare=prepare, num_workers=args.workers, progress=not args.quiet)
     frame.insert(1, "model", model.name)
     failed = int(frame["error"].notna().sum())
     if args.out:
@@ -70,9 +94,22 @@ def cmd_models(args: argparse.Namespace) -> int:
     from .models import list_models
 
     for entry in list_models():
-        print(f"{entry.name:16s} {entry.embedding_size:4d}-d  {entry.licence:14s} {entry.summary}")
-        print(f"{'':16s} weights: {entry.source}")
+        print(f"{entry.name:12s} {entry.embedding_size:4d}-d  {entry.summary}")
+        print(f"{'':19s}licence: {entry.licence}")
+        print(f"{'':19s}weights: {entry.source}")
     return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from fiftyone_faceqan.demo import cmd_demo as run  # FiftyOne is imported only when the demo runs
+
+    return run(args)
+
+
+def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
+    from fiftyone_faceqan.demo import add_arguments
+
+    add_arguments(parser)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -87,11 +124,18 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--out", help="scores.csv or scores.parquet (default: CSV on stdout)")
     score.add_argument("--workers", type=int, default=None, help="image decoding processes")
     score.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_face_arguments(score)
     add_config_arguments(score)
     score.set_defaults(func=cmd_score)
 
     models = commands.add_parser("models", help="list the registered FR models")
     models.set_defaults(func=cmd_models)
+
+    add_erc_parser(commands)
+
+    demo = commands.add_parser("demo", help="score a FiftyOne dataset of real faces and summarise it")
+    demo.set_defaults(func=cmd_demo)
+    add_demo_arguments(demo)
     return parser
 
 
@@ -99,5 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except ValueError as exc:  # bad settings: a one-line message, not a traceback
+    except (ValueError, ModelFileError) as exc:  # bad settings, missing files: a one-line message
         raise SystemExit(f"faceqan: {exc}") from None
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -75,7 +75,7 @@ def build_comparisons(args: argparse.Namespace, paths: list[Path], embeddings: n
 
 
 def cmd_erc(args: argparse.Namespace) -> int:
-    from .baselines import embed_files
+    from .baselines import embed_each
     from .cli import write_table
     from .metrics import evaluate
     from .models import load_model
@@ -86,7 +86,13 @@ def cmd_erc(args: argparse.Namespace) -> int:
     paths = [Path(args.paths_root or ".") / p for p in frame["path"]]
     model = load_model(args.model, weights=args.weights)
     print(f"embedding {len(paths)} images with {model.name}", file=sys.stderr)
-    comparisons = build_comparisons(args, paths, embed_files(paths, model))
+    embeddings = embed_each(paths, model)
+    found = [i for i, row in enumerate(embeddings) if row is not None]
+    if len(found) < len(paths):
+        print(f"dropping {len(paths) - len(found)} images without an embedding (unreadable or no face)",
+              file=sys.stderr)
+    frame, paths = frame.iloc[found].reset_index(drop=True), [paths[i] for i in found]
+    comparisons = build_comparisons(args, paths, np.stack([embeddings[i] for i in found]))
     result = evaluate(comparisons, {c: frame[c].to_numpy(float) for c in columns}, fmr=args.fmr)
     print(f"{result.n_mated} mated, {result.n_non_mated} non-mated comparisons; tau = {result.tau:.4f} "
           f"at FMR {args.fmr:g} ({model.name})", file=sys.stderr)

@@ -97,4 +97,6 @@ def score_files(paths: Sequence[str | Path], model: FaceModel, config: FaceQANCo
     if frame.empty:
         return pd.DataFrame(columns=columns)
     extra = [c for c in frame.columns if c not in columns]
+    for name in {"face", "faces_found"} & set(extra):  # counts stay integers next to error rows' gaps
+        frame[name] = frame[name].astype("Int64")
     return frame[["path", *extra, *QualityScores.FIELDS, "error"]]

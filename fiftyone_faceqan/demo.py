@@ -57,6 +57,22 @@ def _summary(dataset, field: str) -> str:
     return "\n".join(lines)
 
 
+def _evaluation(samples, model: str) -> str:
+    """EDC of the scores against the model's own comparisons, when the identities allow any."""
+    from .evaluation import evaluate_quality
+
+    try:
+        results = evaluate_quality(samples.exists("faceqan"), ["faceqan"], identity_field="identity", model=model,
+                                   eval_key="faceqan_demo_eval")
+    except ValueError as exc:  # e.g. no mated pair among the scored faces
+        return f"no ERC evaluation: {exc}"
+    row = results.summary.query("measure == 'faceqan' and curve == 'edc'").iloc[0]
+    info = results.info
+    return (f"EDC (run 'faceqan_demo_eval', {info['n_mated']} mated / {info['n_non_mated']} non-mated pairs, "
+            f"FMR {info['fmr']:g}): FNMR {row['fnmr_0']:.4f} -> {row['fnmr_20']:.4f} after discarding the worst "
+            f"20 %; pAUC20 normalised {row['pauc_20_norm']:.3f} (1 = random rejection, lower is better)")
+
+
 def run_demo(source: str | Path | None = None, all_images: bool = False, sample_size: int = 200, seed: int = 0,
              app: bool = False, dataset_name: str = "faceqan-demo", model: str = "sface", device: str = "auto"):
     """Build the dataset, score it (a seeded sample of ``sample_size`` faces on a CPU unless ``all_images``),
@@ -81,6 +97,7 @@ def run_demo(source: str | Path | None = None, all_images: bool = False, sample_
     compute_face_quality(target, model=model, device=device, progress=True)
     print(f"done in {time.monotonic() - started:.0f} s; dataset {dataset.name!r}")
     print(_summary(target, "faceqan"))
+    print(_evaluation(target, model))
     if app:
         session = fo.launch_app(target.sort_by("faceqan"))
         session.wait()

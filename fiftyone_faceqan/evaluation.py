@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from faceqan import load_model
-from faceqan.io import ImageLoadError, load_image
+from faceqan.baselines import embed_each
 from faceqan.metrics import PAUC_AT, Comparisons, evaluate, read_lfw_pairs
 from faceqan.models import list_models
 
@@ -191,28 +191,6 @@ def comparison_model(name: str):
     return load_model(name)
 
 
-def _embed(paths: Sequence[str], model, on_progress) -> list[np.ndarray | None]:
-    """Embeddings of whole images resized to the model input (aligned crops); None for unreadable files."""
-    import torch
-
-    out: list[np.ndarray | None] = [None] * len(paths)
-    with torch.inference_mode():
-        for start in range(0, len(paths), EMBED_BATCH):
-            good, tensors = [], []
-            for i in range(start, min(start + EMBED_BATCH, len(paths))):
-                try:
-                    tensors.append(load_image(paths[i], model.input_size))
-                    good.append(i)
-                except ImageLoadError:
-                    continue
-            if tensors:
-                for i, row in zip(good, model(torch.stack(tensors)).float().numpy()):
-                    out[i] = row
-            if on_progress:
-                on_progress(min(start + EMBED_BATCH, len(paths)), len(paths))
-    return out
-
-
 def _ensure_embeddings(samples, field: str, model: str | None, eval_key: str, on_progress) -> tuple[int, str | None]:
     """Fill ``field`` where it is empty. Returns how many embeddings were computed (0: the model was not
     loaded) and the model that made the field (None: embeddings from elsewhere)."""
@@ -236,7 +214,7 @@ def _ensure_embeddings(samples, field: str, model: str | None, eval_key: str, on
     if not dataset.has_sample_field(field):
         dataset.add_sample_field(field, fo.VectorField, info={"faceqan_model": model, "faceqan_eval_key": eval_key})
     ids, paths = todo.values(["id", "filepath"])
-    vectors = _embed(paths, comparison_model(model), on_progress)
+    vectors = embed_each(paths, comparison_model(model), EMBED_BATCH, on_progress)
     dataset.set_values(field, {i: v for i, v in zip(ids, vectors) if v is not None}, key_field="id")
     return sum(v is not None for v in vectors), stored or model
 

@@ -1,5 +1,6 @@
 """The plugin's operators (thin wrappers over fiftyone_faceqan)."""
 
 from .compute_quality import ComputeFaceQuality, DetectFaces
+from .evaluate import EvaluateQuality
 
-OPERATORS = (ComputeFaceQuality, DetectFaces)
+OPERATORS = (ComputeFaceQuality, DetectFaces, EvaluateQuality)

@@ -1,11 +1,14 @@
 """End to end in a real browser: the FiftyOne App (a server subprocess on the test database) with this
-plugin, driven by headless Chromium. Opens both panels on 24 real LFW crops (quality: image sharpness,
-a cheap real baseline; evaluation: SFace comparisons), moves the rejection slider, filters the grid and
-checks its sample count, and saves screenshots to docs/screenshots/. Skips when chromium or selenium is
-missing. Heavy (the App and Chromium on a shared CPU): one test, run it alone when iterating."""
+plugin, driven by headless Chromium. Opens both panels on 150 real LFW crops (quality: their FaceQAN scores
+from the benchmark cache, made by this engine, and image sharpness; evaluation: SFace comparisons), moves the
+rejection slider, filters the grid and checks its sample count, and saves screenshots (to a temporary folder,
+or to $FACEQAN_SCREENSHOTS, e.g. docs/screenshots). Skips when chromium or selenium is missing. Heavy (the
+App and Chromium on a shared CPU): one test, run it alone when iterating."""
 
 from __future__ import annotations
 
+import csv
+import os
 import re
 from pathlib import Path
 
@@ -14,8 +17,9 @@ import pytest
 from browser_app import app_server, chromium, require_browser, wait_for
 from lfw_data import require_lfw
 
-COUNT = 24
-SHOTS = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
+COUNT = 150
+REJECTS = re.compile(rf"rejects (\d+) of {COUNT}")
+CACHED_SCORES = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "lfw_erc_faceqan_sface.csv"
 
 
 @pytest.fixture
@@ -25,12 +29,15 @@ def scored(fo_database):
     from fiftyone_faceqan.evaluation import evaluate_quality
 
     root = require_lfw()
-    paths = [root / rel for rel in (root / "erc_subset.txt").read_text().split()[:COUNT]]
+    with open(CACHED_SCORES) as f:
+        rows = [row for row in csv.DictReader(f) if not row["error"]][:COUNT]
+    paths = [root / row["path"] for row in rows]
     dataset = fo.Dataset("faceqan-browser")
     dataset.persistent = True  # the App server is another process
     dataset.add_samples([fo.Sample(filepath=str(p), ground_truth=fo.Classification(label=p.parent.name),
-                                   sharpness=float(s)) for p, s in zip(paths, sharpness([str(p) for p in paths]))])
-    evaluate_quality(dataset, ["sharpness"], model="sface", eval_key="faceqan_eval")
+                                   faceqan=float(row["quality"]), sharpness=float(s))
+                         for p, row, s in zip(paths, rows, sharpness([str(p) for p in paths]))])
+    evaluate_quality(dataset, ["faceqan", "sharpness"], model="sface", eval_key="faceqan_eval")
     yield dataset
     dataset.delete()
 
@@ -93,16 +100,17 @@ def _panel_text(driver) -> str:
 
 def test_panels_in_the_app(scored, tmp_path):
     require_browser()
-    SHOTS.mkdir(parents=True, exist_ok=True)
+    shots = Path(os.environ.get("FACEQAN_SCREENSHOTS") or tmp_path)
+    shots.mkdir(parents=True, exist_ok=True)
     with app_server(tmp_path / "app.log") as url, chromium() as driver:
         try:
-            _drive(driver, url, scored.name)
+            _drive(driver, url, scored.name, shots)
         except BaseException:
             driver.save_screenshot(str(tmp_path / "failure.png"))  # what the page showed when it failed
             raise
 
 
-def _drive(driver, url, name):
+def _drive(driver, url, name, shots):
     driver.get(f"{url}/datasets/{name}")
     assert wait_for(lambda: _grid_count(driver), 120, what="the sample grid") == COUNT
     try:
@@ -113,29 +121,30 @@ def _drive(driver, url, name):
     _open_panel(driver, "FaceQAN ERC")
     wait_for(lambda: "FNMR0" in _panel_text(driver) and "theoretical best" in _panel_text(driver), 90,
              what="the ERC panel's curves and table")
-    driver.save_screenshot(str(SHOTS / "erc_panel.png"))
+    driver.save_screenshot(str(shots / "erc_panel.png"))
 
     _open_panel(driver, "FaceQAN rejection")
-    wait_for(lambda: "rejects" in _panel_text(driver), 90, what="the rejection panel's summary")
+    wait_for(lambda: REJECTS.search(_panel_text(driver)), 90, what="the rejection panel's summary")
+    initial = REJECTS.search(_panel_text(driver)).group(1)
     _slide(driver, 0.25)
-    wait_for(lambda: re.search(r"rejects (\d+) of 24", _panel_text(driver)).group(1) not in ("0", "2"), 60,
+    wait_for(lambda: REJECTS.search(_panel_text(driver)).group(1) not in ("0", initial), 60,
              what="the slider to change the rejected count")
     _click_text(driver, "Show kept", tag="button")
-    rejected = int(wait_for(lambda: re.search(r"rejects (\d+) of 24", _panel_text(driver)).group(1), 30))
-    driver.save_screenshot(str(SHOTS / "rejection_panel.png"))
+    rejected = int(wait_for(lambda: REJECTS.search(_panel_text(driver)).group(1), 30))
+    driver.save_screenshot(str(shots / "rejection_panel.png"))
 
     _show_samples(driver)
     kept = COUNT - rejected
     wait_for(lambda: _grid_count(driver) == kept, 60, what=f"the grid to show the {kept} kept samples")
-    driver.save_screenshot(str(SHOTS / "grid_kept.png"))
+    driver.save_screenshot(str(shots / "grid_kept.png"))
 
     driver.refresh()  # a browser reload keeps the view; the panel derives its state from it
     assert wait_for(lambda: _grid_count(driver), 120, what="the grid after a reload") == kept
     _focus_panel(driver, "faceqan_rejection", "FaceQAN rejection")
-    wait_for(lambda: "Grid: kept" in _panel_text(driver) and f"rejects {rejected} of 24" in _panel_text(driver),
+    wait_for(lambda: "Grid: kept" in _panel_text(driver) and f"rejects {rejected} of {COUNT}" in _panel_text(driver),
              90, what="the panel to read its state from the view")
     _slide(driver, 0.6)
-    wait_for(lambda: int(re.search(r"rejects (\d+) of 24", _panel_text(driver)).group(1)) > rejected, 60,
+    wait_for(lambda: int(REJECTS.search(_panel_text(driver)).group(1)) > rejected, 60,
              what="a higher rejection rate")
     _show_samples(driver)
     wait_for(lambda: _grid_count(driver) < kept, 60, what="the grid to follow the slider")

@@ -101,8 +101,9 @@ def test_cli_score_writes_one_row_per_file(tmp_path, suffix, capsys):
     out = tmp_path / f"scores{suffix}"
     assert main(["score", str(folder), "--out", str(out), "-k", "2", "-l", "1", "--quiet"]) == 0
     frame = pd.read_csv(out) if suffix == ".csv" else pd.read_parquet(out)
-    assert list(frame.columns) == ["path", "model", "quality", "mean_similarity", "std_similarity", "q_adv",
-                                   "symmetry", "error"]
+    assert list(frame.columns) == ["path", "model", "face", "alignment", "quality", "mean_similarity",
+                                   "std_similarity", "q_adv", "symmetry", "error"]
+    assert set(frame["alignment"].dropna()) == {"passthrough"}  # 112x112 crops are scored as they are
     assert len(frame) == 5 and frame["error"].notna().sum() == 2 and (frame["model"] == "sface").all()
     assert "5 rows (2 failed)" in capsys.readouterr().err
 

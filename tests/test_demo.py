@@ -1,0 +1,64 @@
+"""`faceqan demo --source DIR` as a user runs it: a real CLI process on the test database, raw LFW photos
+(detected and aligned), a corrupt file recorded as a failure, the summary and the EDC evaluation printed."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from lfw_data import DATA
+
+PEOPLE = {"Abel_Pacheco": 3, "Akhmed_Zakayev": 3}
+
+
+@pytest.fixture
+def source(tmp_path):
+    """Raw photos of two people, three each, plus one corrupt file."""
+    root = DATA / "lfw-raw-fold1"
+    if not root.is_dir():
+        pytest.skip(f"{root} not found (see ../shared/data/README.md)")
+    source = tmp_path / "faces"
+    for name, count in PEOPLE.items():
+        (source / name).mkdir(parents=True)
+        for path in sorted((root / name).iterdir())[:count]:
+            shutil.copy(path, source / name / path.name)
+    (source / "Abel_Pacheco" / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    return source
+
+
+def _demo(*args):
+    return subprocess.run([sys.executable, "-m", "faceqan.cli", "demo", *args], capture_output=True, text=True,
+                          timeout=600)
+
+
+def test_demo_scores_a_seeded_sample_of_a_local_folder(fo_database, source):
+    run = _demo("--source", str(source), "--name", "faceqan-demo-test", "--sample-size", "4")
+    assert run.returncode == 0, run.stderr[-3000:]
+    out = run.stdout
+    assert "scoring a seeded sample of 4 of 7 faces" in out
+    dataset = fo_database.load_dataset("faceqan-demo-test")
+    try:
+        assert len(dataset) == 7
+        scored, failed = len(dataset.exists("faceqan")), len(dataset.exists("faceqan_error"))
+        assert scored + failed == 4 and f"{scored} faces scored, {failed} failed" in out
+        assert "median" in out and "worst:" in out and ("EDC (run 'faceqan_demo_eval'" in out
+                                                        or "no ERC evaluation" in out)
+    finally:
+        dataset.delete()
+
+
+def test_demo_scores_everything_with_all_and_records_the_corrupt_file(fo_database, source):
+    run = _demo("--source", str(source), "--name", "faceqan-demo-all", "--all")
+    assert run.returncode == 0, run.stderr[-3000:]
+    dataset = fo_database.load_dataset("faceqan-demo-all")
+    try:
+        assert len(dataset.exists("faceqan")) == 6
+        (error,) = dataset.exists("faceqan_error").values("faceqan_error")
+        assert "corrupt.jpg" in run.stdout and error
+        assert "EDC (run 'faceqan_demo_eval', 6 mated" in run.stdout
+        assert dataset.get_brain_info("faceqan_demo_eval") is not None
+    finally:
+        dataset.delete()
