@@ -101,15 +101,23 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from fiftyone_faceqan.demo import cmd_demo as run  # FiftyOne is imported only when the demo runs
+    from fiftyone_faceqan.demo import run_demo  # FiftyOne is imported only when the demo runs
 
-    return run(args)
+    run_demo(source=args.source, all_images=args.all_images, sample_size=args.sample_size, seed=args.seed,
+             app=args.app, dataset_name=args.dataset_name, model=args.model, device=args.device)
+    return 0
 
 
 def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
-    from fiftyone_faceqan.demo import add_arguments
-
-    add_arguments(parser)
+    parser.add_argument("--source", type=Path, help="local folder of faces, one sub-folder per identity "
+                                                    "(default: FiftyOne's LFW zoo dataset, needs internet)")
+    parser.add_argument("--all", dest="all_images", action="store_true", help="score every image, even on a CPU")
+    parser.add_argument("--sample-size", type=int, default=200, help="faces scored on a CPU (default %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the sample")
+    parser.add_argument("--name", dest="dataset_name", default="faceqan-demo", help="FiftyOne dataset name")
+    parser.add_argument("--model", default="sface", help="registered model name (see `faceqan models`)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, ...")
+    parser.add_argument("--app", action="store_true", help="open the FiftyOne App on the scored faces")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -44,3 +44,18 @@ def protocol_pairs(count: int) -> tuple[list[tuple[Path, Path]], list[tuple[Path
             a, i, b, j = parts
             non_mated.append((root / a / f"{a}_{int(i):04d}.jpg", root / b / f"{b}_{int(j):04d}.jpg"))
     return mated[:count], non_mated[:count]
+
+
+def raw_photo_folder(folder: Path, people: tuple[str, ...] = ("Abel_Pacheco", "Akhmed_Zakayev"),
+                     per_person: int = 3) -> Path:
+    """Copies of raw 250x250 LFW photos (not aligned) in identity folders, as a user's dataset looks."""
+    import shutil
+
+    root = DATA / "lfw-raw-fold1"
+    if not root.is_dir():
+        pytest.skip(f"{root} not found (see ../shared/data/README.md)")
+    for name in people:
+        (folder / name).mkdir(parents=True)
+        for path in sorted((root / name).iterdir())[:per_person]:
+            shutil.copy(path, folder / name / path.name)
+    return folder

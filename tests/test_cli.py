@@ -3,14 +3,15 @@ face, and cross-model evaluation (quality from SFace, comparisons by dlib) of ra
 
 from __future__ import annotations
 
-import shutil
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
 
 from faceqan.cli import main
 from faceqan.models import list_models
-from lfw_data import DATA, subset_paths
+from lfw_data import raw_photo_folder, subset_paths
 
 QUICK = ["-k", "2", "-l", "1", "--quiet"]
 
@@ -29,16 +30,7 @@ def test_a_missing_weights_file_is_one_line_that_says_where_to_get_it():
 
 @pytest.fixture
 def raw_photos(tmp_path):
-    """Raw 250x250 LFW photos of two people, three each, in identity folders."""
-    root = DATA / "lfw-raw-fold1"
-    if not root.is_dir():
-        pytest.skip(f"{root} not found (see ../shared/data/README.md)")
-    folder = tmp_path / "raw"
-    for name in ("Abel_Pacheco", "Akhmed_Zakayev"):
-        (folder / name).mkdir(parents=True)
-        for path in sorted((root / name).iterdir())[:3]:
-            shutil.copy(path, folder / name / path.name)
-    return folder
+    return raw_photo_folder(tmp_path / "raw")
 
 
 def test_raw_photos_are_aligned_scored_and_evaluated_across_models(raw_photos, tmp_path, capsys):
@@ -65,3 +57,10 @@ def test_every_face_of_a_group_photo_gets_a_row(tmp_path):
     frame = pd.read_csv(out)
     assert sorted(frame["face"]) == list(range(6)) and frame["error"].isna().all()
     assert (frame["faces_found"] == 6).all() and frame["quality"].notna().all()
+
+
+def test_the_engine_and_its_command_line_never_import_fiftyone():
+    code = ("import sys, faceqan, faceqan.align, faceqan.metrics, faceqan.baselines, faceqan.plots, faceqan.cli; "
+            "faceqan.cli.build_parser(); print(sorted(m for m in sys.modules if m.split('.')[0].startswith('fiftyone')))")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0 and run.stdout.strip() == "[]", run.stdout + run.stderr

@@ -3,30 +3,20 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 
 import pytest
 
-from lfw_data import DATA
-
-PEOPLE = {"Abel_Pacheco": 3, "Akhmed_Zakayev": 3}
+from lfw_data import raw_photo_folder
 
 
 @pytest.fixture
 def source(tmp_path):
     """Raw photos of two people, three each, plus one corrupt file."""
-    root = DATA / "lfw-raw-fold1"
-    if not root.is_dir():
-        pytest.skip(f"{root} not found (see ../shared/data/README.md)")
-    source = tmp_path / "faces"
-    for name, count in PEOPLE.items():
-        (source / name).mkdir(parents=True)
-        for path in sorted((root / name).iterdir())[:count]:
-            shutil.copy(path, source / name / path.name)
-    (source / "Abel_Pacheco" / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
-    return source
+    folder = raw_photo_folder(tmp_path / "faces")
+    (folder / "Abel_Pacheco" / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    return folder
 
 
 def _demo(*args):
