@@ -21,7 +21,7 @@ import pytest
 
 CHROMIUM_FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--disable-dev-shm-usage", "--window-size=1600,1000")
+                  "--disable-dev-shm-usage", "--window-size=1920,1200")
 
 
 def require_browser() -> tuple[str, str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import os
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -98,6 +99,55 @@ def _panel_text(driver) -> str:
     return driver.find_element(By.TAG_NAME, "body").text
 
 
+def _grid_drawn(driver) -> bool:
+    """Every thumbnail the grid shows has its image drawn."""
+    from selenium.webdriver.common.by import By
+
+    lookers = driver.find_elements(By.CSS_SELECTOR, "[data-cy=looker]")
+    drawn = driver.find_elements(By.CSS_SELECTOR, "[data-cy=looker] canvas[canvas-loaded=true]")
+    return bool(lookers) and len(drawn) == len(lookers)
+
+
+def _plot_traces(driver, panel) -> set[str]:
+    """Names in the legend of the plot in ``panel``."""
+    from selenium.webdriver.common.by import By
+
+    legend = f"[data-cy=panel-content-{panel}] .js-plotly-plot .legendtext"
+    return {element.text for element in driver.find_elements(By.CSS_SELECTOR, legend)}
+
+
+def _screenshot(driver, path):
+    """Wait for the grid's thumbnails, move the pointer off the panels (no hover tooltips), save."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    wait_for(lambda: _grid_drawn(driver), 60, what="the grid's thumbnails")
+    ActionChains(driver).move_to_element(driver.find_element(By.CSS_SELECTOR, "[data-cy=entry-counts]")).perform()
+    time.sleep(0.5)
+    driver.save_screenshot(str(path))
+
+
+def _rejected(driver) -> int:
+    return int(REJECTS.search(_panel_text(driver)).group(1))
+
+
+def _steady(driver, rejected, mode, seconds=5.0):
+    """The panel and the grid agree (``rejected`` of COUNT, the grid in ``mode``), and stay so for
+    ``seconds``: the App must not fire the slider again by itself or set the view back."""
+    grid = COUNT - rejected if mode == "kept" else COUNT
+
+    def agree():
+        text = _panel_text(driver)
+        return f"rejects {rejected} of {COUNT}" in text and f"Grid: {mode}" in text and _grid_count(driver) == grid
+
+    wait_for(agree, 60, what=f"the panel (rejects {rejected}, grid: {mode}) and the grid ({grid} samples)")
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert agree(), f"the panel or the grid moved by itself: {REJECTS.search(_panel_text(driver))}, " \
+                        f"grid {_grid_count(driver)} samples"
+        time.sleep(0.5)
+
+
 def test_panels_in_the_app(scored, tmp_path):
     require_browser()
     shots = Path(os.environ.get("FACEQAN_SCREENSHOTS") or tmp_path)
@@ -119,24 +169,24 @@ def _drive(driver, url, name, shots):
         pass
 
     _open_panel(driver, "FaceQAN ERC")
-    wait_for(lambda: "FNMR0" in _panel_text(driver) and "theoretical best" in _panel_text(driver), 90,
-             what="the ERC panel's curves and table")
-    driver.save_screenshot(str(shots / "erc_panel.png"))
+    curves = {"faceqan", "sharpness", "random rejection", "theoretical best"}
+    wait_for(lambda: curves <= _plot_traces(driver, "faceqan_erc") and "pAUC@0.2" in _panel_text(driver), 90,
+             what="the ERC panel's curves and pAUC table")
+    fnmr0 = float(re.search(r"FNMR0 (\d\.\d+) at threshold", _panel_text(driver)).group(1))
+    assert fnmr0 > 0, "no false non-match at this FMR: the EDC curves would all be flat at 0"
+    _screenshot(driver, shots / "erc_panel.png")
 
     _open_panel(driver, "FaceQAN rejection")
     wait_for(lambda: REJECTS.search(_panel_text(driver)), 90, what="the rejection panel's summary")
-    initial = REJECTS.search(_panel_text(driver)).group(1)
+    initial = _rejected(driver)
     _slide(driver, 0.25)
-    wait_for(lambda: REJECTS.search(_panel_text(driver)).group(1) not in ("0", initial), 60,
-             what="the slider to change the rejected count")
+    rejected = wait_for(lambda: (lambda n: n not in (0, initial) and n)(_rejected(driver)), 60,
+                        what="the slider to change the rejected count")
+    _steady(driver, rejected, "all")
     _click_text(driver, "Show kept", tag="button")
-    rejected = int(wait_for(lambda: REJECTS.search(_panel_text(driver)).group(1), 30))
-    driver.save_screenshot(str(shots / "rejection_panel.png"))
-
-    _show_samples(driver)
+    _steady(driver, rejected, "kept")  # the panel keeps the slider's count; the grid shows the kept samples
     kept = COUNT - rejected
-    wait_for(lambda: _grid_count(driver) == kept, 60, what=f"the grid to show the {kept} kept samples")
-    driver.save_screenshot(str(shots / "grid_kept.png"))
+    _screenshot(driver, shots / "rejection_panel.png")
 
     driver.refresh()  # a browser reload keeps the view; the panel derives its state from it
     assert wait_for(lambda: _grid_count(driver), 120, what="the grid after a reload") == kept
@@ -144,7 +194,7 @@ def _drive(driver, url, name, shots):
     wait_for(lambda: "Grid: kept" in _panel_text(driver) and f"rejects {rejected} of {COUNT}" in _panel_text(driver),
              90, what="the panel to read its state from the view")
     _slide(driver, 0.6)
-    wait_for(lambda: int(REJECTS.search(_panel_text(driver)).group(1)) > rejected, 60,
-             what="a higher rejection rate")
+    higher = wait_for(lambda: (lambda n: n > rejected and n)(_rejected(driver)), 60, what="a higher rejection rate")
     _show_samples(driver)
-    wait_for(lambda: _grid_count(driver) < kept, 60, what="the grid to follow the slider")
+    _steady(driver, higher, "kept")  # the grid follows the slider: fewer samples than ``kept``
+    assert _grid_count(driver) == COUNT - higher < kept

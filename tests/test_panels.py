@@ -56,6 +56,7 @@ class AppPanel:
         self.operator = foo.get_operator(f"{PLUGIN}/{name}")
         self.dataset, self.stages = dataset, list(stages or [])
         self.state, self.data, self.output, self.triggered = {}, {}, None, []
+        self.hold_views, self.held = False, []  # hold_views: set_view requests wait in held (a slow App)
 
     def event(self, method, **params):
         from fiftyone.operators.executor import ExecutionContext, Executor
@@ -79,11 +80,18 @@ class AppPanel:
                     pydash.set_(self.data, key, copy.deepcopy(value))
             elif name == "show_panel_output":
                 self.output = p["output"]
+            elif name == "set_view" and self.hold_views:
+                self.held.append(p["view"])
             elif name == "set_view":
                 self.stages, view_changed = p["view"], True
         if view_changed:  # the App reports a new view to the panel
             self.event("on_change_view", value=self.stages)
         return ctx
+
+    def release(self):
+        """The App applies the held set_view at last and reports the new view."""
+        self.stages, self.held, self.hold_views = self.held[-1], [], False
+        self.event("on_change_view", value=self.stages)
 
     def change(self, path, value, method):
         """A user edits an input: the App writes the value into the state, then calls ``on_change``."""
@@ -225,6 +233,38 @@ def test_rejection_panel_slider_buttons_and_reload(faces):
     assert len(panel.view()) == panel.state["summary"]["rejected"] + 1
     panel.event("show_all")
     assert panel.stages == [] and panel.state["mode"] == "all"
+
+
+def test_rejection_panel_ignores_the_apps_late_and_repeated_events(faces):
+    """The App lags behind the panel: a view event can still show the view from before the panel's
+    set_view and bring the App's state from before the panel's last patch, and the slider's on_change comes
+    back with the rate the panel wrote. None of these may change the model or the view (in the App they
+    made the panel write old thresholds back and the grid flip between two views)."""
+    panel = AppPanel("faceqan_rejection", faces)
+    panel.event("on_load")
+    panel.change("field", "sharpness", "on_change_field")
+    panel.event("show_kept")
+    old_stages, old_state = copy.deepcopy(panel.stages), copy.deepcopy(panel.state)
+
+    panel.hold_views = True
+    panel.change("rate", 60, "on_change_rate")
+    model = copy.deepcopy(panel.state)
+    assert len(panel.held) == 1 and model["cut"] > old_state["cut"]
+    shown = f"rejects **{model['summary']['rejected']} of {COUNT - 1}**"
+
+    for method, state, value in (("on_change_view", old_state, old_stages),  # from before the set_view
+                                 ("on_change_rate", model, 60),               # the slider's value again
+                                 ("on_change_rate", old_state, 60)):          # ... with the older state
+        panel.state, count = copy.deepcopy(state), len(panel.triggered)
+        panel.event(method, value=value)
+        assert [name for name, _ in panel.triggered[count:]] == ["show_panel_output"], method
+        assert shown in panel.properties()["summary_text"]["default"], method  # the model, not the state
+    assert panel.held and panel.stages == old_stages
+
+    panel.state = model
+    panel.release()
+    assert (panel.state["cut"], panel.state["mode"], panel.state["rate"]) == (model["cut"], "kept", 60)
+    assert len(panel.view()) == model["summary"]["kept"] < len(faces) - old_state["summary"]["rejected"]
 
 
 def test_rejection_panel_tags_and_saves(faces):
