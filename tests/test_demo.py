@@ -1,8 +1,10 @@
 """`faceqan demo --source DIR` as a user runs it: a real CLI process on the test database, raw LFW photos
-(detected and aligned), a corrupt file recorded as a failure, the summary and the EDC evaluation printed."""
+(detected and aligned), a corrupt file recorded as a failure, the summary and the EDC evaluation printed;
+offline without --source, the message that says what to pass."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -19,9 +21,9 @@ def source(tmp_path):
     return folder
 
 
-def _demo(*args):
+def _demo(*args, env=None):
     return subprocess.run([sys.executable, "-m", "faceqan.cli", "demo", *args], capture_output=True, text=True,
-                          timeout=600)
+                          timeout=600, env=env)
 
 
 def test_demo_scores_a_seeded_sample_of_a_local_folder(fo_database, source):
@@ -52,3 +54,14 @@ def test_demo_scores_everything_with_all_and_records_the_corrupt_file(fo_databas
         assert dataset.get_brain_info("faceqan_demo_eval") is not None
     finally:
         dataset.delete()
+
+
+def test_demo_offline_without_source_says_what_to_pass(fo_database, tmp_path):
+    """No --source and no internet (every download goes to a closed local port): one clear message, exit 1."""
+    env = {**os.environ, "HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9",
+           "FIFTYONE_DATASET_ZOO_DIR": str(tmp_path / "zoo")}
+    run = _demo("--name", "faceqan-demo-offline", env=env)
+    assert run.returncode == 1
+    assert "could not download FiftyOne's LFW zoo dataset" in run.stderr
+    assert "faceqan demo --source ../shared/data/lfw-raw-fold1" in run.stderr
+    assert "faceqan-demo-offline" not in fo_database.list_datasets()
