@@ -1,8 +1,9 @@
 """Does FaceQAN see blur, on more faces than the unit test scores? N crops spread evenly over the ERC subset
 (every len/N-th, the rule of tests/lfw_data.py: N=100 is the unit test's sample) and 8-bit Gaussian-blurred
 copies (sigma 2, made as tests/test_quality_signal.py makes them, saved as PNG): prints the share of faces with
-q_adv(clean) > q_adv(blurred) and Q(clean) > Q(blurred). Scores go to CSV caches (the clean ones are the ERC
-benchmark's), so a rerun scores only what is missing.
+q_adv(clean) > q_adv(blurred) and Q(clean) > Q(blurred), for these N and for every face in the cache (earlier
+runs with other N included). Scores go to CSV caches (the clean ones are the ERC benchmark's), so a rerun scores
+only what is missing.
 
     python benchmarks/blur_signal.py --images 300
 """
@@ -62,8 +63,12 @@ def main() -> None:
     clean_rows, blurred_rows = read_scores(clean_cache), read_scores(blurred_cache)
     clean = [clean_rows[p] for p in paths]
     blurred = [blurred_rows[p] for p in blurred_paths]
-    print(f"{len(paths)} faces: q_adv(clean) > q_adv(blur) {share(clean, blurred, 'q_adv'):.1%}, "
-          f"Q(clean) > Q(blur) {share(clean, blurred, 'quality'):.1%}")
+    every = [p for p in blurred_rows if p.replace(".png", ".jpg") in clean_rows]  # earlier runs' faces too
+    for label, c, b in ((f"{len(paths)} faces", clean, blurred),
+                        (f"all {len(every)} faces in the cache",
+                         [clean_rows[p.replace(".png", ".jpg")] for p in every], [blurred_rows[p] for p in every])):
+        print(f"{label}: q_adv(clean) > q_adv(blur) {share(c, b, 'q_adv'):.1%}, "
+              f"Q(clean) > Q(blur) {share(c, b, 'quality'):.1%}")
 
 
 if __name__ == "__main__":
