@@ -61,15 +61,12 @@ def main() -> None:
         blurred_paths = write_blurred(args.data, paths, Path(tmp))
         blurred_cache = cache_scores(Path(tmp), blurred_paths, RESULTS / "blur_signal_sface.csv")
     clean_rows, blurred_rows = read_scores(clean_cache), read_scores(blurred_cache)
-    clean = [clean_rows[p] for p in paths]
-    blurred = [blurred_rows[p] for p in blurred_paths]
-    every = [p for p in blurred_rows if p.replace(".png", ".jpg") in clean_rows]  # earlier runs' faces too
-    for label, c, b in ((f"{len(paths)} faces", clean, blurred),
-                        (f"all {len(every)} faces in the cache",
-                         [clean_rows[p.replace(".png", ".jpg")] for p in every], [blurred_rows[p] for p in every])):
-        print(f"{label}: q_adv(clean) > q_adv(blur) {share(c, b, 'q_adv'):.1%}, "
-              f"Q(clean) > Q(blur) {share(c, b, 'quality'):.1%}")
-
+    every = [name for name in blurred_rows if name.replace(".png", ".jpg") in clean_rows]  # earlier runs too
+    for label, names in ((f"{len(paths)} faces", blurred_paths), (f"all {len(every)} faces in the cache", every)):
+        clean = [clean_rows[name.replace(".png", ".jpg")] for name in names]
+        blurred = [blurred_rows[name] for name in names]
+        print(f"{label}: q_adv(clean) > q_adv(blur) {share(clean, blurred, 'q_adv'):.1%}, "
+              f"Q(clean) > Q(blur) {share(clean, blurred, 'quality'):.1%}")
 
 if __name__ == "__main__":
     main()
