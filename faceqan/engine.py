@@ -11,22 +11,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from .aggregate import QualityScores, aggregate
-from .config import FaceQANConfig
+from .config import FaceQANConfig, resolve_device
 from .noise import initial_noise
 
 # Images per step. On a CPU one image (k copies) per step was measured fastest (DESIGN.md §3);
 # on a GPU large batches fill the device, and an out-of-memory error halves the batch.
 DEFAULT_BATCH = {"cpu": 1, "cuda": 32}
 AUTOCAST_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} was asked for but CUDA is not available here")
-    return device
 
 
 def content_key(image: torch.Tensor) -> str:
@@ -89,7 +80,8 @@ class FaceQAN:
     def _noise(self, batch: torch.Tensor, keys: Sequence[str | int] | None) -> torch.Tensor:
         keys = keys if keys is not None else [content_key(image) for image in batch]
         c = self.config
-        return torch.stack([initial_noise(c.seed, key, c.copies, tuple(batch.shape[1:]), c.eps) for key in keys])
+        return torch.stack([initial_noise(c.seed, key, c.copies, tuple(batch.shape[1:]), c.pixel_eps)
+                            for key in keys])
 
     def _autocast(self):
         dtype = AUTOCAST_DTYPES.get(self.config.precision)
@@ -104,19 +96,30 @@ class FaceQAN:
             return self.model(x).float()
 
     def _score_batch(self, images: torch.Tensor, noise: torch.Tensor) -> QualityScores:
+        similarities, symmetry = self.attack(images, noise)
+        return _to_cpu(aggregate(similarities, symmetry, self.config.power))
+
+    def attack(self, images: torch.Tensor, noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One batch, unaggregated: the measured similarities (B, l*k official / k paper, in the official
+        code's order: step by step, copy by copy) and the symmetry (B,)."""
         c = self.config
         b, k = images.shape[0], c.copies
         images = images.to(self.device, torch.float32, non_blocking=True)
         noise = noise.to(self.device, torch.float32, non_blocking=True)
         with torch.no_grad():
-            both = self._embed(torch.cat([images, images.flip(3)]))
-        clean, flipped = both[:b], both[b:]
+            # Two forwards, not one of 2b: with one image per step the attack target then comes from a
+            # one-image forward, as in the official code, which makes its arithmetic bitwise identical.
+            clean, flipped = self._embed(images), self._embed(images.flip(3))
         symmetry = F.cosine_similarity(clean, flipped, dim=1)
         target = clean.repeat_interleave(k, dim=0)
+        ones = torch.ones(b * k, device=self.device)
+        # fp32 takes the official mean loss per image (the same rounding, so the same signs); fp16/bf16 keep
+        # the sum, whose k times larger gradients do not underflow to 0 (sign(0) = 0 means no step).
+        per_image_mean = c.precision == "fp32"
 
         official = c.variant == "official"
-        step = c.eps if official else c.eps / c.iterations
-        adv = (images.unsqueeze(1) + noise).clamp(0.0, 1.0).flatten(0, 1)
+        low = -1.0 if official else 0.0  # the official clip to [-1, 1] lets dark pixels go below 0
+        adv = (images.unsqueeze(1) + noise).clamp(low, 1.0).flatten(0, 1)
         measured = []
         for i in range(c.iterations):
             last = i == c.iterations - 1
@@ -125,17 +128,20 @@ class FaceQAN:
                     measured.append(F.cosine_similarity(self._embed(adv), target, dim=1))
                 break
             adv.requires_grad_(True)
-            sims = F.cosine_similarity(self._embed(adv), target, dim=1)
+            embeddings = self._embed(adv)
             if official:
-                measured.append(sims.detach())
-            # sign(grad) ignores the loss scale: the sum keeps fp16 gradients away from underflow.
-            (grad,) = torch.autograd.grad((1.0 - sims).sum(), adv)
-            adv = (adv.detach() + step * grad.sign()).clamp(0.0, 1.0)
+                measured.append(F.cosine_similarity(embeddings.detach(), target, dim=1))
+            loss = F.cosine_embedding_loss(target, embeddings, ones, reduction="sum")
+            if per_image_mean:
+                loss = loss / k
+            (grad,) = torch.autograd.grad(loss, adv)
+            adv = adv.detach() + c.step * grad.sign()
+            if official:
+                adv = adv.clamp(-1.0, 1.0)
         if not official:
             with torch.no_grad():
                 measured.append(F.cosine_similarity(self._embed(adv), target, dim=1))
-        similarities = torch.stack([m.view(b, k) for m in measured], dim=1).flatten(1)
-        return _to_cpu(aggregate(similarities, symmetry, c.power))
+        return torch.stack([m.view(b, k) for m in measured], dim=1).flatten(1), symmetry
 
 
 def _to_cpu(scores: QualityScores) -> QualityScores:

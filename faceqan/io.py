@@ -24,11 +24,8 @@ def _to_rgb_array(img: Image.Image) -> np.ndarray:
         peak = 65535.0 if img.mode.startswith("I;16") or grey.max(initial=0) > 255 else 255.0
         grey = np.clip(grey / peak, 0.0, 1.0)
         return np.repeat(grey[..., None], 3, axis=2)
-    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
-        # Transparent pixels become black, as a plain RGB conversion (the official code) does.
-        img = img.convert("RGBA")
-        background = Image.new("RGBA", img.size, (0, 0, 0, 255))
-        img = Image.alpha_composite(background, img)
+    # Alpha is dropped (the colour under a transparent pixel is kept), as the official code's
+    # PIL convert("RGB") does.
     return np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
 
 

@@ -9,6 +9,8 @@ import json
 
 import fiftyone.core.brain as fob
 
+from faceqan.config import SCORE_VERSION
+
 from .fields import output_fields, run_field
 
 
@@ -44,10 +46,12 @@ class FaceQANBrainConfig(fob.BrainMethodConfig):
 
     @property
     def fingerprint(self) -> str:
-        """sha256 over the settings that change a score (not the device or the batch size)."""
+        """sha256 over the settings that change a score (not the device or the batch size) and the version
+        of the scoring arithmetic."""
         decisive = {name: getattr(self, name) for name in (
             "model", "model_sha256", "detections_field", "alignment", "eps", "iterations", "copies",
             "power", "variant", "precision", "seed")}
+        decisive["score_version"] = SCORE_VERSION
         return hashlib.sha256(json.dumps(decisive, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -28,6 +28,9 @@ def test_grayscale_rgba_and_16_bit_are_converted(tmp_path, face_rgb):
     rgba = np.dstack([face_rgb, np.full(face_rgb.shape[:2], 255, np.uint8)])
     Image.fromarray(rgba, "RGBA").save(tmp_path / "rgba.png")
     assert np.allclose(read_image(tmp_path / "rgba.png"), face_rgb / 255.0)
+    rgba[..., 3] = 0  # fully transparent: the official code's convert("RGB") keeps the colours
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "clear.png")
+    assert np.allclose(read_image(tmp_path / "clear.png"), face_rgb / 255.0)
 
     sixteen = (np.asarray(grey, dtype=np.uint16) * 257)
     Image.fromarray(sixteen).save(tmp_path / "deep.png")
