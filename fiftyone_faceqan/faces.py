@@ -13,8 +13,10 @@ from pathlib import Path
 
 import fiftyone as fo
 
-from faceqan.align import FacePreparer, align, detect
+from faceqan.align import FacePreparer, align, detect, get_detector
 from faceqan.io import read_image
+
+from .fields import DETECTOR_INFO, check_detector_target
 
 # (label id, landmarks relative [[x, y]] * 5 or None, bounding box relative [x, y, w, h])
 FaceRef = tuple[str, list | None, list]
@@ -34,9 +36,15 @@ def detect_faces(samples, field: str = "faces", min_confidence: float = 0.6, det
                  on_progress: Callable[[int, int], None] | None = None) -> int:
     """Write fo.Detections of every face (box, confidence, ``landmarks``) to ``field``; returns the number
     of faces found. Samples that already have the field are left alone unless ``overwrite``; unreadable
-    files get no field (a warning names them)."""
+    files get no field (a warning names them). ``field`` must be new or one detect_faces wrote before;
+    it and the settings are checked before any image is read."""
     from tqdm import tqdm
 
+    dataset = samples._root_dataset
+    check_detector_target(dataset, field)
+    if not 0 <= min_confidence <= 1:
+        raise ValueError(f"min_confidence must be in [0, 1], got {min_confidence!r}")
+    get_detector(detector)  # an unknown name or a missing model file stops here, before any work
     todo = samples if overwrite else samples.exists(field, False)
     ids, paths = todo.values(["id", "filepath"])
     found, failed, values = 0, [], {}
@@ -53,7 +61,10 @@ def detect_faces(samples, field: str = "faces", min_confidence: float = 0.6, det
         found += len(faces)
         if on_progress:
             on_progress(done, len(ids))
-    samples._root_dataset.set_values(field, values, key_field="id", dynamic=True)
+    if not dataset.has_sample_field(field):
+        dataset.add_sample_field(field, fo.EmbeddedDocumentField, embedded_doc_type=fo.Detections,
+                                 info={DETECTOR_INFO: detector})
+    dataset.set_values(field, values, key_field="id", dynamic=True)
     if failed:
         logger.warning("detect_faces: %d file(s) could not be read: %s", len(failed), "; ".join(failed))
     return found

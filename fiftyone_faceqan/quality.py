@@ -16,7 +16,7 @@ from faceqan.models import FaceModel, load_model
 from faceqan.pipeline import iter_score_rows
 
 from .faces import DetectionCrops
-from .fields import field_names, run_field, validate_field_name
+from .fields import check_quality_target, field_names, run_field
 from .runs import FaceQANBrainConfig, FaceQANResults
 
 ALIGNMENTS = ("auto", "always", "never")
@@ -82,43 +82,58 @@ class _Writer:
         self.pending, self.last = [], time.monotonic()
 
 
-def _marks(samples, path: str) -> list:
-    """The stored fingerprints at ``path`` (None where a face was never scored)."""
+def _values(samples, path: str) -> list:
+    """The stored values at ``path`` (None where nothing was written)."""
     if not samples._root_dataset.has_sample_field(path):
         return [None] * len(samples)
     return samples.values(path)
 
 
 def _image_work(samples, fingerprint, quality_field, overwrite):
-    """Per path still to score, the sample ids that take its score; and how many samples are skipped."""
+    """Per path still to score, the sample ids that take its score; and how many samples are skipped.
+    A sample is done when it was scored with these settings without an error; a failure is retried."""
     ids, paths = samples.values(["id", "filepath"])
+    marks, errors = _values(samples, run_field(quality_field)), _values(samples, field_names(quality_field)["error"])
     owners, skipped = defaultdict(list), 0
-    for sample_id, path, mark in zip(ids, paths, _marks(samples, run_field(quality_field))):
-        if mark == fingerprint and not overwrite:
+    for sample_id, path, mark, error in zip(ids, paths, marks, errors):
+        if mark == fingerprint and error is None and not overwrite:
             skipped += 1
         else:
             owners[str(Path(path))].append(sample_id)
     return owners, skipped
 
 
+def _attribute(label, name: str):
+    return label[name] if label.has_field(name) else None
+
+
 def _face_work(samples, detections_field, fingerprint, quality_field, overwrite):
     """Per path, the detections still to score as (label id, landmarks, box); each label's sample id;
-    and how many detections are skipped."""
-    if not samples._root_dataset.has_sample_field(detections_field):
-        raise ValueError(f"the dataset has no field {detections_field!r}; run detect_faces(samples, "
-                         f"field={detections_field!r}) first or name an existing Detections field")
+    and how many detections are skipped (scored with these settings without an error)."""
     ids, paths, labels = samples.values(["id", "filepath", f"{detections_field}.detections"])
-    mark = run_field(quality_field)
+    mark, error = run_field(quality_field), field_names(quality_field)["error"]
     faces, owner, skipped = defaultdict(list), {}, 0
     for sample_id, path, detections in zip(ids, paths, labels):
         for det in detections or []:
-            if not overwrite and det.has_field(mark) and det[mark] == fingerprint:
+            if _attribute(det, mark) == fingerprint and _attribute(det, error) is None and not overwrite:
                 skipped += 1
                 continue
-            landmarks = det["landmarks"] if det.has_field("landmarks") else None
-            faces[str(Path(path))].append((det.id, landmarks, list(det.bounding_box)))
+            faces[str(Path(path))].append((det.id, _attribute(det, "landmarks"), list(det.bounding_box)))
             owner[det.id] = sample_id
     return faces, owner, skipped
+
+
+def _check_request(samples, quality_field, detections_field, alignment, chunk_size, num_workers) -> None:
+    """Everything but the FaceQAN settings and the model, which check themselves when built."""
+    check_quality_target(samples._root_dataset, quality_field, detections_field)
+    if alignment not in ALIGNMENTS:
+        raise ValueError(f"alignment must be one of {', '.join(ALIGNMENTS)}, got {alignment!r}")
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+        raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+    if num_workers is not None and (isinstance(num_workers, bool) or not isinstance(num_workers, int)
+                                    or num_workers < 0):
+        raise ValueError(f"num_workers must be a number of loader processes >= 0 or None (per device), "
+                         f"got {num_workers!r}")
 
 
 def compute_face_quality(samples, model: str | FaceModel = "sface", quality_field: str = "faceqan",
@@ -132,27 +147,24 @@ def compute_face_quality(samples, model: str | FaceModel = "sface", quality_fiel
     ``settings`` override fields of ``config`` (eps, iterations, copies, power, variant, precision, device,
     batch_size, seed). ``alignment``: ``auto`` scores images of the model's input size as they are and
     detects and aligns the largest face of any other image; ``always``; ``never`` (resize the whole image).
-    Faces already scored with the same model, weights and settings are skipped unless ``overwrite``.
-    ``on_progress(done, total)`` is called as files are scored. Failures are stored in ``<field>_error``.
+    Faces already scored with the same model, weights and settings are skipped unless ``overwrite``; faces
+    whose last attempt failed are tried again. ``on_progress(done, total)`` is called as files are scored.
+    Failures are stored in ``<field>_error``. Every argument, the model and the fields to write are checked
+    before any image is read: a refused call changes nothing (fiftyone_faceqan.fields says which fields).
     """
-    validate_field_name(quality_field)
-    if alignment not in ALIGNMENTS:
-        raise ValueError(f"alignment must be one of {', '.join(ALIGNMENTS)}, got {alignment!r}")
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
-        raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+    detections_field = detections_field or None
+    _check_request(samples, quality_field, detections_field, alignment, chunk_size, num_workers)
     config = _config(config, settings)
     face_model = model if isinstance(model, FaceModel) else load_model(model, weights=weights)
+    preparer = FacePreparer.for_model(face_model, align=alignment)
     run_config = FaceQANBrainConfig(
         quality_field=quality_field, model=face_model.name, model_sha256=face_model.sha256,
         detections_field=detections_field, alignment=None if detections_field else alignment,
         **dataclasses.asdict(config))
-    method = run_config.build()
-    method.register_run(samples, quality_field, overwrite=True, cleanup=False)
     fingerprint = run_config.fingerprint
     dataset = samples._root_dataset
     started = time.monotonic()
 
-    preparer = FacePreparer.for_model(face_model, align=alignment)
     if detections_field:
         faces, owner, skipped = _face_work(samples, detections_field, fingerprint, quality_field, overwrite)
         paths, prepare = list(faces), DetectionCrops(preparer, dict(faces))
@@ -168,6 +180,8 @@ def compute_face_quality(samples, model: str | FaceModel = "sface", quality_fiel
         def targets(row):
             return owners[row["path"]]
 
+    method = run_config.build()  # everything is checked: only now is anything written
+    method.register_run(samples, quality_field, overwrite=True, cleanup=False)
     writer = _Writer(dataset, quality_field, detections_field, fingerprint, targets, chunk_size)
     done = 0
     if paths:

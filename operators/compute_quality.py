@@ -3,6 +3,7 @@ form, then call fiftyone_faceqan, so the App, the SDK and delegated runs compute
 
 from __future__ import annotations
 
+from pathlib import Path
 
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
@@ -11,6 +12,7 @@ try:
     import fiftyone_faceqan
     from faceqan.config import PRECISIONS, VARIANTS, FaceQANConfig
     from faceqan.models import list_models
+    from fiftyone_faceqan.fields import check_detector_target, check_quality_target
 except ImportError as exc:  # the plugin folder is found, but the package is not installed
     raise ImportError("the FaceQAN plugin needs its Python package: run `pip install -e .` in the plugin "
                       f"folder ({exc})") from exc
@@ -26,6 +28,49 @@ def face_settings(params: dict) -> dict:
             chosen[name] = int(chosen[name])  # the App sends numbers as floats
     FaceQANConfig(**chosen)
     return chosen
+
+
+def runnable_models(weights: str | None = None) -> list[str]:
+    """What a form can offer: with a weights file any model, else those whose default weights are here
+    (the iresnets have none, model packs only once downloaded)."""
+    return [entry.name for entry in list_models() if weights or entry.available()]
+
+
+def model_input(inputs: types.Object, name: str, label: str, weights: str | None = None, default: str = "sface",
+                **kwargs) -> None:
+    """A dropdown of the runnable models."""
+    choices = types.DropdownView()
+    summaries = {entry.name: entry.summary for entry in list_models()}
+    for model in runnable_models(weights):
+        choices.add_choice(model, label=model, description=summaries[model])
+    inputs.enum(name, choices.values(), default=default, label=label, view=choices, **kwargs)
+
+
+def refuse(inputs: types.Object, problem: str) -> None:
+    """Show why the form cannot run and keep Execute disabled (FiftyOne validates ``invalid`` properties)."""
+    inputs.view("invalid", types.Error(label="Cannot run", description=problem), invalid=True,
+                error_message=problem)
+
+
+def _weights(params: dict) -> str | None:
+    return (params.get("weights") or "").strip() or None
+
+
+def quality_kwargs(ctx) -> dict:
+    """The form as compute_face_quality keyword arguments, checked as the SDK checks them before it runs
+    (raises ValueError or TypeError with one line; the model's file itself is checked when it loads)."""
+    params = ctx.params
+    weights = _weights(params)
+    model = params.get("model") or "sface"
+    if weights is not None and not Path(weights).is_file():
+        raise ValueError(f"weights file {weights} does not exist")
+    if model not in runnable_models(weights):
+        raise ValueError(f"model {model!r} has no weights file here: give its weights file")
+    kwargs = {"model": model, "weights": weights, "quality_field": params.get("quality_field") or "faceqan",
+              "detections_field": (params.get("detections_field") or "").strip() or None,
+              "overwrite": bool(params.get("overwrite")), **face_settings(params)}
+    check_quality_target(ctx.target_view()._root_dataset, kwargs["quality_field"], kwargs["detections_field"])
+    return kwargs
 
 
 def _delegate_choice(inputs: types.Object) -> None:
@@ -49,10 +94,9 @@ class ComputeFaceQuality(foo.Operator):
         inputs = types.Object()
         ctx.target_view()  # opts the form into the target view choice (dataset, current view, selection)
         defaults = FaceQANConfig()
-        models = types.Dropdown()
-        for entry in list_models():
-            models.add_choice(entry.name, label=entry.name, description=entry.summary)
-        inputs.enum("model", models.values(), default="sface", label="Model", view=models)
+        model_input(inputs, "model", "Model", _weights(ctx.params))
+        inputs.str("weights", label="Weights file (optional)",
+                   description="The model's weights instead of its default file; needed for iresnet18..200")
         inputs.str("quality_field", default="faceqan", label="Quality field",
                    description="Q is stored here; its parts in <field>_mean, _std, _q_adv, _symmetry, _error")
         inputs.str("detections_field", label="Faces field (optional)",
@@ -71,24 +115,17 @@ class ComputeFaceQuality(foo.Operator):
                     description="Rescore faces already scored with the same settings")
         _delegate_choice(inputs)
         try:
-            face_settings(ctx.params)
-            fiftyone_faceqan.fields.validate_field_name(ctx.params.get("quality_field", "faceqan"))
+            quality_kwargs(ctx)
         except (ValueError, TypeError) as exc:
-            inputs.view("invalid", types.Error(label="Invalid settings", description=str(exc)))
+            refuse(inputs, str(exc))
         return types.Property(inputs, view=types.View(label="Compute FaceQAN quality"))
 
     def execute(self, ctx):
-        params = ctx.params
-        settings = face_settings(params)
-
         def progress(done, total):
             ctx.set_progress(progress=done / max(total, 1), label=f"FaceQAN: {done}/{total} files")
 
-        results = fiftyone_faceqan.compute_face_quality(
-            ctx.target_view(), model=params.get("model", "sface"),
-            quality_field=params.get("quality_field", "faceqan"),
-            detections_field=params.get("detections_field") or None, overwrite=bool(params.get("overwrite")),
-            progress=False, on_progress=progress, **settings)
+        results = fiftyone_faceqan.compute_face_quality(ctx.target_view(), progress=False, on_progress=progress,
+                                                        **quality_kwargs(ctx))
         ctx.trigger("reload_dataset")
         return {"scored": results.scored, "skipped": results.skipped, "failed": results.failed,
                 "seconds": results.seconds}
@@ -119,6 +156,10 @@ class DetectFaces(foo.Operator):
         inputs.float("min_confidence", default=0.6, label="Minimum confidence", min=0.0, max=1.0)
         inputs.bool("overwrite", default=False, label="Overwrite", description="Detect again where the field is set")
         _delegate_choice(inputs)
+        try:
+            check_detector_target(ctx.target_view()._root_dataset, ctx.params.get("field") or "faces")
+        except ValueError as exc:
+            refuse(inputs, str(exc))
         return types.Property(inputs, view=types.View(label="Detect faces"))
 
     def execute(self, ctx):
@@ -126,7 +167,7 @@ class DetectFaces(foo.Operator):
             ctx.set_progress(progress=done / max(total, 1), label=f"Detecting faces: {done}/{total}")
 
         found = fiftyone_faceqan.detect_faces(
-            ctx.target_view(), field=ctx.params.get("field", "faces"),
+            ctx.target_view(), field=ctx.params.get("field") or "faces",
             min_confidence=float(ctx.params.get("min_confidence", 0.6)),
             overwrite=bool(ctx.params.get("overwrite")), progress=False, on_progress=progress)
         ctx.trigger("reload_dataset")

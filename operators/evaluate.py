@@ -10,8 +10,9 @@ import fiftyone as fo
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from faceqan.models import list_models
-from fiftyone_faceqan.evaluation import NUMERIC_FIELDS, evaluate_quality
+from fiftyone_faceqan.evaluation import NUMERIC_FIELDS, embeddings_field_name, evaluate_quality
+
+from .compute_quality import model_input, refuse
 
 DEFAULTS = {"model": "sface", "eval_key": "faceqan_eval", "fmr": 1e-3}
 
@@ -59,7 +60,7 @@ class EvaluateQuality(foo.Operator):
         inputs.view_target(ctx)
         numeric = _fields(ctx.dataset, NUMERIC_FIELDS)
         if not numeric:
-            inputs.view("none", types.Warning(label="No numeric field to evaluate: compute FaceQAN quality first"))
+            refuse(inputs, "No numeric field to evaluate: compute FaceQAN quality first")
             return types.Property(inputs)
         choices = types.DropdownView(multiple=True)
         for name in numeric:
@@ -71,22 +72,25 @@ class EvaluateQuality(foo.Operator):
                    description="LFW-style protocol file; images are matched by file name. Empty: use identities")
         if not ctx.params.get("pairs"):
             if not identities:
-                inputs.view("no_identity", types.Warning(
-                    label="No Classification or string field holds identities: give a pairs file"))
+                refuse(inputs, "No Classification or string field holds identities: give a pairs file")
             else:
                 inputs.enum("identity_field", identities, required=True, label="Identity field",
                             default="ground_truth" if "ground_truth" in identities else identities[0],
                             view=types.DropdownView())
                 inputs.int("non_mated_sample", required=False, min=1, label="Non-mated pairs to sample",
                            description="Empty: all non-mated pairs")
-        inputs.enum("model", [m.name for m in list_models()], default=DEFAULTS["model"], required=True,
-                    label="Comparison model", description="Face-recognition model for the comparison scores",
-                    view=types.DropdownView())
+        model_input(inputs, "model", "Comparison model", default=DEFAULTS["model"], required=True,
+                    description="Face-recognition model for the comparison scores")
         inputs.float("fmr", default=DEFAULTS["fmr"], min=0, max=1, required=True, label="Target FMR")
         inputs.str("eval_key", default=DEFAULTS["eval_key"], required=True, label="Evaluation key")
         inputs.str("embeddings_field", required=False, label="Embeddings field (optional)",
                    description="Where the comparison embeddings are kept; another evaluation's field is reused "
                                "as is. Empty: <evaluation key>_embedding")
+        try:
+            chosen = sdk_kwargs(ctx.params)
+            embeddings_field_name(chosen["eval_key"], chosen["embeddings_field"])
+        except (ValueError, TypeError) as exc:
+            refuse(inputs, str(exc))
         return types.Property(inputs, view=types.View(label="Evaluate FaceQAN quality"))
 
     def execute(self, ctx):

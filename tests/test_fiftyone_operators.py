@@ -36,11 +36,63 @@ def test_immediate_execution(three_faces):
     assert three_faces.count("q") == 3 and three_faces.list_brain_runs() == ["q"]
 
 
-def test_invalid_parameters_fail_clearly(three_faces):
-    import fiftyone.operators as foo
+def _form(uri, dataset, params):
+    """The input form as the App gets it (FiftyOne's resolve_type) and whether FiftyOne finds it invalid."""
+    import asyncio
 
-    with pytest.raises(Exception, match="copies must be at least 2"):
-        foo.execute_operator(URI, ctx={"dataset": three_faces, "params": {"copies": 1}}).raise_exceptions()
+    import fiftyone.operators as foo
+    from fiftyone.operators.executor import ExecutionContext, ValidationContext, resolve_type
+
+    form = asyncio.run(resolve_type(foo.OperatorRegistry(), uri, {"dataset_name": dataset.name, "params": params}))
+    ctx = ExecutionContext({"dataset_name": dataset.name, "params": params})
+    return form, ValidationContext(ctx, form, foo.get_operator(uri))
+
+
+@pytest.mark.parametrize("uri, params, reason", [
+    (URI, {"copies": 1}, "copies must be at least 2"),
+    (URI, {"device": "cuda:64"}, "device 'cuda:64'"),
+    (URI, {"quality_field": "filepath"}, "quality_field 'filepath' is a built-in FiftyOne field"),
+    (URI, {"quality_field": "uniqueness"}, "the field 'uniqueness' already exists"),
+    (URI, {"detections_field": "uniqueness"}, "detections_field 'uniqueness' is not a Detections field"),
+    (URI, {"model": "iresnet50"}, "model 'iresnet50' has no weights file here"),
+    (URI, {"weights": "/no/such/backbone.pth"}, "weights file /no/such/backbone.pth does not exist"),
+    ("@faceqan/faceqan/detect_faces", {"field": "tags"}, "field 'tags' is a built-in FiftyOne field"),
+])
+def test_invalid_form_cannot_be_executed(three_faces, uri, params, reason):
+    import fiftyone.operators as foo
+    from fiftyone.operators.executor import ExecutionError
+
+    three_faces.set_values("uniqueness", [0.5] * len(three_faces))  # a user's field
+
+    def state():
+        dataset = three_faces
+        return list(dataset.get_field_schema(flat=True)), dataset.values("uniqueness"), dataset.list_brain_runs()
+
+    before = state()
+    form, validation = _form(uri, three_faces, params)
+    shown = form.type.properties["invalid"]
+    assert shown.invalid and reason in shown.error_message and "\n" not in shown.error_message
+    assert validation.invalid and any(reason in error.reason for error in validation.errors)
+    with pytest.raises(ExecutionError, match="Validation error"):
+        foo.execute_operator(uri, ctx={"dataset": three_faces, "params": params})
+    assert state() == before
+
+
+def test_model_choices_are_the_models_that_can_run(three_faces, tmp_path):
+    from faceqan.models import get_entry, list_models
+
+    assert get_entry("sface").available() and not get_entry("iresnet50").available()
+    runnable = [m.name for m in list_models() if m.available()]
+    form, validation = _form(URI, three_faces, {})
+    assert form.type.properties["model"].type.values == runnable and "sface" in runnable
+    assert not any(name.startswith("iresnet") for name in runnable)
+    assert not validation.invalid and "invalid" not in form.type.properties
+
+    weights = tmp_path / "backbone.pth"
+    weights.write_bytes(b"not checked until the model loads")
+    form, validation = _form(URI, three_faces, {"model": "iresnet50", "weights": str(weights)})
+    assert form.type.properties["model"].type.values == [m.name for m in list_models()]
+    assert not validation.invalid
 
 
 def test_delegated_execution(three_faces):

@@ -31,6 +31,15 @@ class ModelEntry:
     locate: Callable[[], Path]
     sha256: str | None = None
 
+    def available(self) -> bool:
+        """Whether the default weights file is here, so the model loads without a download or a
+        ``weights`` path (what an App form can offer); its checksum is verified only when it loads."""
+        try:
+            self.locate()
+        except ModelFileError:
+            return False
+        return True
+
     def load(self, weights: str | Path | None = None) -> FaceModel:
         """The frozen model; ``weights`` overrides the default file (its checksum is recorded)."""
         if weights is None:
