@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections import Counter
 from pathlib import Path
 
 from .config import PRECISIONS, VARIANTS, FaceQANConfig
 from .erc_cli import add_erc_parser
 from .models.files import ModelFileError
+
+
+SCORE_EXIT_CODES = ("exit status: 0 the output holds at least one score; 1 nothing could be scored (every file "
+                    "failed: see the error column); 2 refused before any work (bad usage, a setting, path, model "
+                    "or weights file; one line says what to do); 130 interrupted (with --out the scored files "
+                    "are kept: rerun with --resume)")
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -48,46 +55,86 @@ def config_from_args(args: argparse.Namespace) -> FaceQANConfig:
                          batch_size=args.batch_size, seed=args.seed)
 
 
-def write_table(frame, out: Path) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.suffix == ".parquet":
-        frame.to_parquet(out, index=False)
-    elif out.suffix == ".csv":
-        frame.to_csv(out, index=False)
-    else:
-        raise SystemExit(f"--out must end in .csv or .parquet, got {out}")
-
-
 def read_list(path: Path) -> list[str]:
     """A text file with one image path per line, relative to the file's folder."""
+    if not path.is_file():
+        raise ValueError(f"--list {path} is not a file")
     return [str(path.parent / line.strip()) for line in path.read_text().splitlines() if line.strip()]
 
 
-def cmd_score(args: argparse.Namespace) -> int:
+def checked_score_args(args: argparse.Namespace):
+    """Every setting, path, model and weights file of `faceqan score`, checked before any image is read or
+    anything written: (config, prepare, output table or None, image paths, model)."""
     from .align import FacePreparer, get_detector
-    from .io import find_images
-    from .models import load_model
-    from .pipeline import score_files
+    from .io import IMAGE_SUFFIXES, find_images
+    from .models import get_entry, load_model
+    from .output import ScoreTable
 
     config = config_from_args(args)
+    if args.workers is not None and args.workers < 0:
+        raise ValueError(f"--workers must be 0 or more, got {args.workers}")
+    prepare = FacePreparer.for_model(get_entry(args.model), align=args.align, faces=args.faces,
+                                     min_confidence=args.min_confidence, detector=args.detector)
+    if args.resume and not args.out:
+        raise ValueError("--resume continues an --out table: give --out")
+    table = ScoreTable(Path(args.out)) if args.out else None
+    if table:
+        table.check(args.resume)
     inputs = list(args.paths) + [p for lst in args.list or [] for p in read_list(Path(lst))]
+    if not inputs:
+        raise ValueError("nothing to score: give image files or folders, or --list")
     paths = find_images(inputs)
     if not paths:
-        raise SystemExit("no images found in " + " ".join(map(str, inputs)))
-    model = load_model(args.model, weights=args.weights)
-    prepare = FacePreparer.for_model(model, align=args.align, faces=args.faces, min_confidence=args.min_confidence,
-                                     detector=args.detector)
+        raise ValueError(f"no images found in {' '.join(map(str, inputs))} (looked for files ending in "
+                         f"{', '.join(sorted(IMAGE_SUFFIXES))}, and for image content in files with no or "
+                         "another suffix)")
     if prepare.align != "never":
         get_detector(prepare.detector)  # a missing detector fails here, once, not as an error row per file
-    frame = score_files(paths, model, config, prepare=prepare, num_workers=args.workers, progress=not args.quiet)
-    frame.insert(1, "model", model.name)
-    failed = int(frame["error"].notna().sum())
-    if args.out:
-        write_table(frame, Path(args.out))
-        print(f"wrote {len(frame)} rows ({failed} failed) to {args.out}", file=sys.stderr)
+    model = load_model(args.model, weights=args.weights)
+    model.check_runs()
+    return config, prepare, table, paths, model
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from .output import failed
+    from .pipeline import iter_score_rows, rows_to_frame, score_settings
+
+    config, prepare, table, paths, model = checked_score_args(args)
+    settings = score_settings(model, config, prepare)
+    previous = table.previous(settings) if table else {}
+    names = {str(p) for p in paths}
+    retry = {path for path, rows in previous.items() if failed(rows) and path in names}
+    kept = {path: rows for path, rows in previous.items() if path not in retry}
+    todo = [p for p in paths if str(p) not in kept]
+    if previous and not args.quiet:
+        print(f"resuming {table.out}: {len(kept)} files kept, {len(todo)} to score ({len(retry)} of them failed "
+              "before)", file=sys.stderr)
+
+    if table:
+        table.start(settings, kept)
+    collected, counts = [], Counter(scored=0, failed=0)
+    try:
+        for rows in iter_score_rows(todo, model, config, prepare=prepare, num_workers=args.workers,
+                                    progress=not args.quiet):
+            rows = [{"path": row["path"], "model": model.name, **row} for row in rows]
+            counts.update("failed" if failed([row]) else "scored" for row in rows)
+            if table:
+                table.append(rows)
+            else:
+                collected.extend(rows)
+    except KeyboardInterrupt:
+        print("faceqan: interrupted" + ("; the files scored so far are kept: rerun with --resume" if table else ""),
+              file=sys.stderr)
+        return 130
+    summary = f"{counts['scored']} scored, {counts['failed']} failed"
+    if table:
+        frame = table.finish([str(p) for p in paths])
+        summary += f"; {len(frame)} rows in {table.out}" + (f" (files kept from before: {len(kept)})" if kept else "")
     else:
+        frame = rows_to_frame(collected)
         frame.to_csv(sys.stdout, index=False)
-    return 0
+    print(summary, file=sys.stderr)
+    return 0 if frame["quality"].notna().any() else 1
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -124,12 +171,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="faceqan", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    score = commands.add_parser("score", help="score image files and folders (recursive)")
+    score = commands.add_parser("score", help="score image files and folders (recursive)", epilog=SCORE_EXIT_CODES)
     score.add_argument("paths", nargs="*", help="image files or folders")
     score.add_argument("--list", action="append", help="text file of image paths (relative to the file)")
     score.add_argument("--model", default="sface", help="registered model name (see `faceqan models`)")
     score.add_argument("--weights", help="weights file overriding the model's default")
-    score.add_argument("--out", help="scores.csv or scores.parquet (default: CSV on stdout)")
+    score.add_argument("--out", help="scores.csv or scores.parquet (default: CSV on stdout); rows are kept on disk "
+                                     "as they are scored")
+    score.add_argument("--resume", action="store_true",
+                       help="continue --out: keep its scored files, score the failed and missing ones (the "
+                            "settings must be those recorded with it)")
     score.add_argument("--workers", type=int, default=None, help="image decoding processes")
     score.add_argument("--quiet", action="store_true", help="no progress bar")
     add_face_arguments(score)
@@ -151,8 +202,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, ModelFileError) as exc:  # bad settings, missing files: a one-line message
-        raise SystemExit(f"faceqan: {exc}") from None
+    except (ValueError, ModelFileError, OSError) as exc:  # bad settings, paths or files: one line, exit 2
+        print(f"faceqan: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -43,7 +43,9 @@ def add_erc_parser(subparsers) -> argparse.ArgumentParser:
 
 def read_scores(path: Path, columns: list[str]) -> pd.DataFrame:
     """One row per image with a quality value; failed rows are dropped (their image has no embedding)."""
-    frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    from .output import read_table
+
+    frame = read_table(path)
     missing = [c for c in ["path", *columns] if c not in frame.columns]
     if missing:
         raise ValueError(f"{path} has no column(s) {missing}; it has {list(frame.columns)}")
@@ -76,15 +78,27 @@ def build_comparisons(args: argparse.Namespace, paths: list[Path], embeddings: n
 
 def cmd_erc(args: argparse.Namespace) -> int:
     from .baselines import embed_each
-    from .cli import write_table
     from .metrics import evaluate
+    from .metrics.threshold import kept_for_threshold
     from .models import load_model
+    from .output import check_table_path, write_table
     from .plots import save_png
 
+    # Every input, output and setting is checked before the images are embedded (the slow part).
+    for option, value in (("--out", args.out), ("--curves-out", args.curves_out)):
+        if value:
+            check_table_path(Path(value), option)
+    if args.plot and Path(args.plot).suffix.lower() != ".png":
+        raise ValueError(f"--plot must end in .png, got {args.plot}")
+    kept_for_threshold(1, args.fmr)  # a bad --fmr is refused now, not after the embeddings
+    for option, value in (("--scores", args.scores), ("--pairs", args.pairs)):
+        if value and not Path(value).is_file():
+            raise ValueError(f"{option} {value} is not a file")
     columns = args.quality_columns or ["quality"]
     frame = read_scores(Path(args.scores), columns)
     paths = [Path(args.paths_root or ".") / p for p in frame["path"]]
     model = load_model(args.model, weights=args.weights)
+    model.check_runs()
     print(f"embedding {len(paths)} images with {model.name}", file=sys.stderr)
     embeddings = embed_each(paths, model)
     found = [i for i, row in enumerate(embeddings) if row is not None]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mimetypes
 import warnings
 from pathlib import Path
 
@@ -11,6 +12,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".ppm", ".pgm"}
 MAX_PIXELS = 100_000_000  # a larger image is refused before it is decoded
+# Python's built-in suffix table only (not the system's), so a folder is searched alike on every machine.
+_KNOWN_TYPES = mimetypes.MimeTypes()
 
 
 class ImageLoadError(ValueError):
@@ -67,13 +70,33 @@ def load_image(path: str | Path, size: tuple[int, int] | None = None) -> torch.T
     return to_tensor(read_image(path), size)
 
 
+def is_image_file(path: Path) -> bool:
+    """An image suffix; else, unless the suffix names another kind of file (.txt, .json, .csv), whether PIL
+    recognises the header: image sets such as Yale's name their files ``subject01.glasses``."""
+    suffix = path.suffix.lower()
+    if suffix in IMAGE_SUFFIXES:
+        return True
+    kind, _ = _KNOWN_TYPES.guess_type("file" + suffix)
+    if kind is not None and not kind.startswith("image/"):
+        return False
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(path):
+                return True
+    except Image.DecompressionBombError:
+        return True  # an image: refused with its reason when it is read
+    except Exception:  # noqa: BLE001 - anything PIL cannot identify is not an image
+        return False
+
+
 def find_images(paths: list[str | Path]) -> list[Path]:
-    """Files given directly are kept whatever their suffix (a bad one gets an error row later);
-    folders are searched recursively for image suffixes, in sorted order."""
+    """Files given directly are kept whatever they hold (a bad one gets an error row later); folders are
+    searched recursively for image files (is_image_file), in sorted order. Each path is kept once."""
     found = []
     for p in map(Path, paths):
         if p.is_dir():
-            found.extend(sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES))
+            found.extend(sorted(f for f in p.rglob("*") if f.is_file() and is_image_file(f)))
         else:
             found.append(p)
-    return found
+    return list(dict.fromkeys(found))

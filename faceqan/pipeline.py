@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 
@@ -11,7 +13,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from .aggregate import QualityScores
-from .config import FaceQANConfig
+from .config import SCORE_VERSION, FaceQANConfig
 from .engine import FaceQAN
 from .io import load_image
 from .models.base import FaceModel
@@ -86,12 +88,10 @@ def iter_score_rows(paths: Sequence[str | Path], model: FaceModel, config: FaceQ
     bar.close()
 
 
-def score_files(paths: Sequence[str | Path], model: FaceModel, config: FaceQANConfig = FaceQANConfig(),
-                **kwargs):
-    """All rows as a pandas DataFrame: path, any prepare columns, the FaceQAN components, error."""
+def rows_to_frame(rows: list[dict]):
+    """Rows as a pandas DataFrame: path, any prepare columns, the FaceQAN components, error."""
     import pandas as pd
 
-    rows = [row for chunk in iter_score_rows(paths, model, config, **kwargs) for row in chunk]
     columns = ["path", *QualityScores.FIELDS, "error"]
     frame = pd.DataFrame(rows)
     if frame.empty:
@@ -100,3 +100,17 @@ def score_files(paths: Sequence[str | Path], model: FaceModel, config: FaceQANCo
     for name in {"face", "faces_found"} & set(extra):  # counts stay integers next to error rows' gaps
         frame[name] = frame[name].astype("Int64")
     return frame[["path", *extra, *QualityScores.FIELDS, "error"]]
+
+
+def score_files(paths: Sequence[str | Path], model: FaceModel, config: FaceQANConfig = FaceQANConfig(),
+                **kwargs):
+    """All rows as a pandas DataFrame (rows_to_frame), one per file or per detected face."""
+    return rows_to_frame([row for chunk in iter_score_rows(paths, model, config, **kwargs) for row in chunk])
+
+
+def score_settings(model: FaceModel, config: FaceQANConfig, prepare) -> dict:
+    """Everything a stored score depends on, as JSON: the scoring arithmetic's version, the model and its
+    weights, every FaceQAN setting and how faces are found and aligned (a dataclass such as FacePreparer);
+    not the device, batch size or workers, which change only the speed."""
+    return json.loads(json.dumps({"score_version": SCORE_VERSION, "model": model.name,
+                                  "model_sha256": model.sha256, **config.score_settings(), **asdict(prepare)}))

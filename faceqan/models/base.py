@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .files import ModelFileError, first_line
+
 
 @dataclass(frozen=True)
 class Preprocessing:
@@ -75,3 +77,18 @@ class FaceModel(nn.Module):
     @property
     def input_size(self) -> tuple[int, int]:
         return self.preprocessing.input_size
+
+    def check_runs(self) -> None:
+        """One forward of a grey crop: a weights file of the wrong kind (a detector given as an FR model)
+        is refused here, once, instead of failing every image of a run."""
+        crop = torch.full((1, 3, *self.input_size), 0.5)
+        try:
+            with torch.no_grad():
+                embedding = self(crop)
+        except Exception as error:  # noqa: BLE001 - whatever the network raises, it cannot embed faces
+            raise ModelFileError(f"model {self.name} cannot embed a {crop.shape[2]}x{crop.shape[3]} crop "
+                                 f"({type(error).__name__}: {first_line(error)}): is the weights file a face-"
+                                 "recognition model of this architecture?") from None
+        if embedding.shape[0] != 1 or not torch.isfinite(embedding).all():
+            raise ModelFileError(f"model {self.name} does not give one finite embedding per crop (got "
+                                 f"{tuple(embedding.shape)}): is the weights file a face-recognition model?")

@@ -11,6 +11,12 @@ class ModelFileError(RuntimeError):
     """A model file is missing, altered or unsafe; the message says what to do."""
 
 
+def first_line(error: BaseException) -> str:
+    """An exception as one short line (library messages can run to many lines of advice)."""
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:

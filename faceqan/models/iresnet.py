@@ -7,6 +7,8 @@ never shipped (insightface's trained models are for non-commercial research only
 from __future__ import annotations
 
 import pickle
+import re
+import zipfile
 from functools import partial
 from pathlib import Path
 
@@ -14,7 +16,7 @@ import torch
 from torch import nn
 
 from .base import FaceModel, Preprocessing
-from .files import ModelFileError
+from .files import ModelFileError, first_line
 from .registry import ModelEntry, register
 
 DEPTHS = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 14, 3), 100: (3, 13, 30, 3), 200: (6, 26, 60, 6)}
@@ -91,14 +93,26 @@ def random_iresnet(depth: int, seed: int = 0) -> FaceModel:
 
 
 def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """A checkpoint's tensors, unpickled with torch's weights-only loader (a file that needs code is refused)."""
+    """A checkpoint's tensors, unpickled with torch's weights-only loader (a file that needs code is refused).
+
+    Every failure is one line: torch's own messages run to paragraphs of advice.
+    """
+    with open(path, "rb") as f:
+        head = f.read(1)
+    if not zipfile.is_zipfile(path) and head != b"\x80":  # torch.save writes a zip, old torch a pickle
+        raise ModelFileError(f"{path} is not a torch checkpoint (neither torch.save's zip archive nor a pickle): "
+                             "give the backbone.pth state dict saved by arcface_torch")
     try:
         state = torch.load(path, weights_only=True, map_location="cpu")
     except pickle.UnpicklingError as error:
+        code = re.search(r"Unsupported global: GLOBAL (\S+)", str(error))
+        if code is None:
+            raise ModelFileError(f"{path} is not a readable torch checkpoint (corrupt pickle)") from None
         raise ModelFileError(f"{path} is refused: it is not a plain state dict of tensors (loading it would "
-                             f"run code from the file). Save `model.state_dict()` instead. ({error})") from None
-    except (RuntimeError, EOFError, OSError) as error:
-        raise ModelFileError(f"{path} is not a readable torch checkpoint: {error}") from None
+                             f"run code from the file: {code.group(1)}). Save `model.state_dict()` instead.") from None
+    except Exception as error:  # noqa: BLE001 - a damaged archive or pickle fails in many ways
+        raise ModelFileError(f"{path} is not a readable torch checkpoint ({type(error).__name__}: "
+                             f"{first_line(error)})") from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ModelFileError(f"{path} does not hold a state dict of tensors (a mapping name -> tensor)")
     if state and all(key.startswith("module.") for key in state):  # saved from DistributedDataParallel

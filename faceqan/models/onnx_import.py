@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 from torch import nn
 
+from .files import ModelFileError, first_line
 from .fx_speedup import speed_up
 
 FOLDABLE = ("DequantizeLinear", "Reshape", "Constant", "Cast", "Identity")
@@ -78,14 +79,31 @@ def fold_constants(model):
     return model
 
 
+def read_onnx(path: Path, load_external_data: bool = True):
+    """The parsed ONNX model; a file that is not one (random bytes, text, empty) is one ModelFileError line."""
+    import onnx
+
+    try:
+        model = onnx.load(str(path), load_external_data=load_external_data)
+    except Exception as error:  # noqa: BLE001 - protobuf and onnx raise many kinds for a bad file
+        raise ModelFileError(f"{path} is not an ONNX model ({type(error).__name__}): give the model's .onnx "
+                             "file") from None
+    if not model.graph.node:
+        raise ModelFileError(f"{path} is not an ONNX model (it holds no graph): give the model's .onnx file")
+    return model
+
+
 def onnx_to_torch(path: Path) -> nn.Module:
     """Load an ONNX file as an eval-mode torch module with plain fp32 weights and BatchNorm folded."""
-    import onnx
     from onnx2torch import convert
 
-    model = fold_constants(onnx.load(str(path)))
+    model = fold_constants(read_onnx(path))
     for inp in model.graph.input:  # a fixed batch of 1 in the file must not pin the module's batch size
         dims = inp.type.tensor_type.shape.dim
         if dims:
             dims[0].dim_param = "N"
-    return speed_up(convert(model).eval())
+    try:
+        return speed_up(convert(model).eval())
+    except Exception as error:  # noqa: BLE001 - onnx2torch raises many kinds for graphs it cannot take
+        raise ModelFileError(f"{path} is an ONNX graph that cannot be converted to torch "
+                             f"({first_line(error)})") from None

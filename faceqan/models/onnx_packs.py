@@ -14,7 +14,7 @@ from .base import FaceModel, Preprocessing
 from torch import nn
 
 from .files import ModelFileError, sha256_file
-from .onnx_import import onnx_to_torch
+from .onnx_import import onnx_to_torch, read_onnx
 from .registry import ModelEntry, register
 
 INSIGHTFACE_ROOT = Path("~/.insightface/models")
@@ -29,9 +29,7 @@ def graph_normalises_input(path: Path) -> bool:
 
     Constant and Identity nodes (exporters emit them for shared weights) are not counted.
     """
-    import onnx
-
-    nodes = [node for node in onnx.load(str(path), load_external_data=False).graph.node
+    nodes = [node for node in read_onnx(path, load_external_data=False).graph.node
              if node.op_type not in ("Constant", "Identity")][:8]
     kinds = {node.op_type for node in nodes}
     return "Sub" in kinds and "Mul" in kinds
