@@ -7,9 +7,10 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from .config import PRECISIONS, VARIANTS, FaceQANConfig
+from .config import FaceQANConfig, settings
 from .erc_cli import add_erc_parser
 from .models.files import ModelFileError
+from .models.registry import DEFAULT_MODEL
 
 
 SCORE_EXIT_CODES = ("exit status: 0 the output holds at least one score; 1 nothing could be scored (every file "
@@ -18,18 +19,13 @@ SCORE_EXIT_CODES = ("exit status: 0 the output holds at least one score; 1 nothi
                     "are kept: rerun with --resume)")
 
 
-def add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    defaults = FaceQANConfig()
+def add_config_arguments(parser: argparse.ArgumentParser, config_cls: type = FaceQANConfig) -> None:
+    """One option per setting the config declares: --name (and its short flag)."""
     group = parser.add_argument_group("FaceQAN settings")
-    group.add_argument("--eps", type=float, default=defaults.eps, help="noise and step size (default %(default)s)")
-    group.add_argument("--iterations", "-l", type=int, default=defaults.iterations, help="BIM iterations l")
-    group.add_argument("--copies", "-k", type=int, default=defaults.copies, help="noisy copies k per image")
-    group.add_argument("--power", "-p", type=int, default=defaults.power, help="exponent p")
-    group.add_argument("--variant", choices=VARIANTS, default=defaults.variant)
-    group.add_argument("--precision", choices=PRECISIONS, default=defaults.precision)
-    group.add_argument("--device", default=defaults.device, help="auto, cpu, cuda, cuda:1, ...")
-    group.add_argument("--batch-size", type=int, default=None, help="images per step (default: per device)")
-    group.add_argument("--seed", type=int, default=defaults.seed)
+    for s in settings(config_cls):
+        shown = "" if s.default is None else " (default %(default)s)"
+        group.add_argument(s.option, *filter(None, [s.flag]), dest=s.name, type=s.kind, choices=s.choices,
+                           default=s.default, help=s.help + shown)
 
 
 def add_face_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,10 +45,8 @@ def add_face_arguments(parser: argparse.ArgumentParser) -> None:
                        help="yunet (offline, default), scrfd, scrfd:<insightface pack> or scrfd:/path/det.onnx")
 
 
-def config_from_args(args: argparse.Namespace) -> FaceQANConfig:
-    return FaceQANConfig(eps=args.eps, iterations=args.iterations, copies=args.copies, power=args.power,
-                         variant=args.variant, precision=args.precision, device=args.device,
-                         batch_size=args.batch_size, seed=args.seed)
+def config_from_args(args: argparse.Namespace, config_cls: type = FaceQANConfig) -> FaceQANConfig:
+    return config_cls(**{s.name: getattr(args, s.name) for s in settings(config_cls)})
 
 
 def read_list(path: Path) -> list[str]:
@@ -162,7 +156,7 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sample-size", type=int, default=200, help="faces scored on a CPU (default %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the sample")
     parser.add_argument("--name", dest="dataset_name", default="faceqan-demo", help="FiftyOne dataset name")
-    parser.add_argument("--model", default="sface", help="registered model name (see `faceqan models`)")
+    parser.add_argument("--model", default=DEFAULT_MODEL, help="registered model name (see `faceqan models`)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, ...")
     parser.add_argument("--app", action="store_true", help="open the FiftyOne App on the scored faces")
 
@@ -174,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     score = commands.add_parser("score", help="score image files and folders (recursive)", epilog=SCORE_EXIT_CODES)
     score.add_argument("paths", nargs="*", help="image files or folders")
     score.add_argument("--list", action="append", help="text file of image paths (relative to the file)")
-    score.add_argument("--model", default="sface", help="registered model name (see `faceqan models`)")
+    score.add_argument("--model", default=DEFAULT_MODEL, help="registered model name (see `faceqan models`)")
     score.add_argument("--weights", help="weights file overriding the model's default")
     score.add_argument("--out", help="scores.csv or scores.parquet (default: CSV on stdout); rows are kept on disk "
                                      "as they are scored")

@@ -1,8 +1,14 @@
-"""FaceQAN hyper-parameters and run settings, validated once so every caller gets the same errors."""
+"""FaceQAN hyper-parameters and run settings, validated once so every caller gets the same errors.
+
+Every setting is declared once, as a field of FaceQANConfig with its label, help, CLI flag and whether it
+decides the score; the CLI, the App form, stored runs and the rerun fingerprints are built from ``settings()``,
+so a new field reaches them all (and, deciding the score unless declared otherwise, makes old scores rerun).
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import typing
+from dataclasses import dataclass, field, fields
 
 import torch
 
@@ -32,6 +38,14 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def setting(default, label: str, help: str, *, flag: str | None = None, choices: tuple | None = None,
+            decides_score: bool = True):
+    """A FaceQANConfig field with what every front end needs to offer it; a setting decides the score unless
+    it only changes where or how fast the score is computed."""
+    return field(default=default, metadata={"label": label, "help": help, "flag": flag, "choices": choices,
+                                            "decides_score": decides_score})
+
+
 @dataclass(frozen=True)
 class FaceQANConfig:
     """Everything that decides a FaceQAN score (plus where and how fast it is computed).
@@ -44,15 +58,20 @@ class FaceQANConfig:
     are those of the final copies. ``batch_size=None`` lets the engine pick a size that suits the device.
     """
 
-    eps: float = 0.001
-    iterations: int = 5
-    copies: int = 10
-    power: int = 5
-    variant: str = "official"
-    precision: str = "fp32"
-    device: str = "auto"
-    batch_size: int | None = None
-    seed: int = 0
+    eps: float = setting(0.001, "eps (noise and step size)",
+                         "noise amplitude and attack step: [0,1] pixel units (official), the paper's [-1,1] "
+                         "units (paper)")
+    iterations: int = setting(5, "l (attack iterations)", "BIM iterations l", flag="-l")
+    copies: int = setting(10, "k (noisy copies)", "noisy copies k per image", flag="-k")
+    power: int = setting(5, "p (power)", "exponent p of Q = (q_adv * symmetry)^p", flag="-p")
+    variant: str = setting("official", "Variant", "official: the published code; paper: the paper's equations",
+                           choices=VARIANTS)
+    precision: str = setting("fp32", "Precision", "the network's arithmetic (images, noise and steps stay fp32)",
+                             choices=PRECISIONS)
+    device: str = setting("auto", "Device", "auto, cpu, cuda, cuda:1, ...", decides_score=False)
+    batch_size: int | None = setting(None, "Batch size (optional)", "images per step; unset: chosen per device",
+                                     decides_score=False)
+    seed: int = setting(0, "Seed", "seed of the noise, which each image's pixels seed too")
 
     def __post_init__(self):
         if not 0.0 < self.eps < 1.0:
@@ -86,8 +105,43 @@ class FaceQANConfig:
         return self.pixel_eps if self.variant == "official" else self.pixel_eps / self.iterations
 
     def score_settings(self) -> dict:
-        """The settings a score depends on (not where or how fast it was computed)."""
-        settings = asdict(self)
-        for name in ("device", "batch_size"):
-            settings.pop(name)
-        return settings
+        """What a stored score depends on: the scoring arithmetic's version and every setting that decides it
+        (not where or how fast it was computed)."""
+        return score_settings(self, type(self))
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One FaceQANConfig field as the CLI, the App form and stored runs see it."""
+
+    name: str
+    kind: type  # int, float or str; None is allowed where the default is None
+    default: object
+    label: str
+    help: str
+    flag: str | None
+    choices: tuple | None
+    decides_score: bool
+
+    @property
+    def option(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
+def settings(config_cls: type = FaceQANConfig) -> tuple[Setting, ...]:
+    """The settings ``config_cls`` (FaceQANConfig or a dataclass extending it) declares, in field order."""
+    hints = typing.get_type_hints(config_cls)
+    undeclared = [f.name for f in fields(config_cls) if "decides_score" not in f.metadata]
+    if undeclared:
+        raise TypeError(f"declare {', '.join(undeclared)} with faceqan.config.setting(...), so every front end "
+                        "and the fingerprint know it")
+    kinds = {name: next(t for t in typing.get_args(hint) or (hint,) if t is not type(None))
+             for name, hint in hints.items()}
+    return tuple(Setting(f.name, kinds[f.name], f.default, **f.metadata) for f in fields(config_cls))
+
+
+def score_settings(values, config_cls: type = FaceQANConfig) -> dict:
+    """The score version and the settings of ``config_cls`` that decide the score, read from ``values``
+    (a config, or a stored run's config: anything with the settings as attributes)."""
+    decisive = {s.name: getattr(values, s.name) for s in settings(config_cls) if s.decides_score}
+    return {"score_version": SCORE_VERSION, **decisive}

@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .models.registry import DEFAULT_MODEL
+
 
 def add_erc_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser("erc", help="EDC/ERC curves: do low scores predict false non-matches?",
@@ -31,7 +33,7 @@ def add_erc_parser(subparsers) -> argparse.ArgumentParser:
                                               "(default: the folder of --pairs)")
     parser.add_argument("--non-mated", type=int, help="sample this many non-mated pairs (seeded) instead of all")
     parser.add_argument("--seed", type=int, default=0, help="seed of the non-mated sample")
-    parser.add_argument("--model", default="sface", help="comparison model (see `faceqan models`)")
+    parser.add_argument("--model", default=DEFAULT_MODEL, help="comparison model (see `faceqan models`)")
     parser.add_argument("--weights", help="weights file overriding the comparison model's default")
     parser.add_argument("--fmr", type=float, default=1e-3, help="target false match rate (default %(default)s)")
     parser.add_argument("--out", help="summary table (.csv or .parquet; default: printed)")

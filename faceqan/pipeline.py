@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from .aggregate import QualityScores
-from .config import SCORE_VERSION, FaceQANConfig
+from .config import FaceQANConfig
 from .engine import FaceQAN
 from .io import load_image
 from .models.base import FaceModel
@@ -112,5 +112,5 @@ def score_settings(model: FaceModel, config: FaceQANConfig, prepare) -> dict:
     """Everything a stored score depends on, as JSON: the scoring arithmetic's version, the model and its
     weights, every FaceQAN setting and how faces are found and aligned (a dataclass such as FacePreparer);
     not the device, batch size or workers, which change only the speed."""
-    return json.loads(json.dumps({"score_version": SCORE_VERSION, "model": model.name,
-                                  "model_sha256": model.sha256, **config.score_settings(), **asdict(prepare)}))
+    return json.loads(json.dumps({"model": model.name, "model_sha256": model.sha256, **config.score_settings(),
+                                  **asdict(prepare)}))

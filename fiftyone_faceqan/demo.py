@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from faceqan.io import find_images
+from faceqan.models import DEFAULT_MODEL
 
 SECONDS_PER_IMAGE_CPU = 1.5  # SFace, k=10, l=5, measured on a 2-core CPU (DESIGN.md §3)
 OFFLINE_HELP = ("could not download FiftyOne's LFW zoo dataset (offline?). Pass a local folder with one "
@@ -76,7 +77,7 @@ def _evaluation(samples, model: str) -> str:
 
 
 def run_demo(source: str | Path | None = None, all_images: bool = False, sample_size: int = 200, seed: int = 0,
-             app: bool = False, dataset_name: str = "faceqan-demo", model: str = "sface", device: str = "auto"):
+             app: bool = False, dataset_name: str = "faceqan-demo", model: str = DEFAULT_MODEL, device: str = "auto"):
     """Build the dataset, score it (a seeded sample of ``sample_size`` faces on a CPU unless ``all_images``),
     print a summary and optionally open the App. Returns the dataset."""
     import torch

@@ -10,16 +10,15 @@ from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 
-from faceqan.align import FacePreparer
+from faceqan.align import ALIGN_MODES, FacePreparer
 from faceqan.config import FaceQANConfig
-from faceqan.models import FaceModel, load_model
+from faceqan.models import DEFAULT_MODEL, FaceModel, load_model
 from faceqan.pipeline import iter_score_rows
 
 from .faces import DetectionCrops
 from .fields import check_quality_target, field_names, run_field
 from .runs import FaceQANBrainConfig, FaceQANResults
 
-ALIGNMENTS = ("auto", "always", "never")
 FLUSH_SECONDS = 10.0  # a chunk is also written once this long has passed, so slow CPU runs lose little
 
 
@@ -126,8 +125,8 @@ def _face_work(samples, detections_field, fingerprint, quality_field, overwrite)
 def _check_request(samples, quality_field, detections_field, alignment, chunk_size, num_workers) -> None:
     """Everything but the FaceQAN settings and the model, which check themselves when built."""
     check_quality_target(samples._root_dataset, quality_field, detections_field)
-    if alignment not in ALIGNMENTS:
-        raise ValueError(f"alignment must be one of {', '.join(ALIGNMENTS)}, got {alignment!r}")
+    if alignment not in ALIGN_MODES:
+        raise ValueError(f"alignment must be one of {', '.join(ALIGN_MODES)}, got {alignment!r}")
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
     if num_workers is not None and (isinstance(num_workers, bool) or not isinstance(num_workers, int)
@@ -136,17 +135,17 @@ def _check_request(samples, quality_field, detections_field, alignment, chunk_si
                          f"got {num_workers!r}")
 
 
-def compute_face_quality(samples, model: str | FaceModel = "sface", quality_field: str = "faceqan",
+def compute_face_quality(samples, model: str | FaceModel = DEFAULT_MODEL, quality_field: str = "faceqan",
                          detections_field: str | None = None, config: FaceQANConfig | None = None,
-                         weights: str | None = None, alignment: str = "auto", overwrite: bool = False,
+                         weights: str | None = None, alignment: str = FacePreparer.align, overwrite: bool = False,
                          chunk_size: int = 32, num_workers: int | None = None, progress: bool = True,
                          on_progress: Callable[[int, int], None] | None = None, **settings) -> FaceQANResults:
     """Score every sample of ``samples`` (a dataset or view) with FaceQAN, or with ``detections_field``
     every detected face, and record the run as the brain run ``quality_field``.
 
-    ``settings`` override fields of ``config`` (eps, iterations, copies, power, variant, precision, device,
-    batch_size, seed). ``alignment``: ``auto`` scores images of the model's input size as they are and
-    detects and aligns the largest face of any other image; ``always``; ``never`` (resize the whole image).
+    ``settings`` override fields of ``config`` (any FaceQANConfig setting: eps, copies, device, ...).
+    ``alignment``: ``auto`` scores images of the model's input size as they are and detects and aligns the
+    largest face of any other image; ``always``; ``never`` (resize the whole image).
     Faces already scored with the same model, weights and settings are skipped unless ``overwrite``; faces
     whose last attempt failed are tried again. ``on_progress(done, total)`` is called as files are scored.
     Failures are stored in ``<field>_error``. Every argument, the model and the fields to write are checked

@@ -18,11 +18,11 @@ import numpy as np
 import pandas as pd
 from fiftyone import ViewField as F
 
+from .evaluation import NUMERIC_FIELDS
 from .runs import FaceQANBrainConfig
 
 MODES = ("kept", "rejected")
 REJECTED_TAG = "faceqan_rejected"
-NUMERIC = (fo.FloatField, fo.IntField)
 
 
 @dataclass(frozen=True)
@@ -50,11 +50,11 @@ def quality_fields(samples) -> list[str]:
     """Numeric sample fields and numeric face attributes of Detections fields that hold at least one value;
     fields FaceQAN runs wrote come first (the one a user most likely wants)."""
     schema, flat = samples.get_field_schema(), samples.get_field_schema(flat=True)
-    found = [name for name, field in schema.items() if isinstance(field, NUMERIC)]
+    found = [name for name, field in schema.items() if isinstance(field, NUMERIC_FIELDS)]
     for name, field in schema.items():
         if isinstance(field, fo.EmbeddedDocumentField) and issubclass(field.document_type, fo.Detections):
             prefix = f"{name}.detections."
-            found += [path for path, sub in flat.items() if path.startswith(prefix) and isinstance(sub, NUMERIC)
+            found += [path for path, sub in flat.items() if path.startswith(prefix) and isinstance(sub, NUMERIC_FIELDS)
                       and "." not in path[len(prefix):] and path[len(prefix):] != "index"]
     counts = samples.aggregate([fo.Count(path) for path in found]) if found else []
     found = [path for path, count in zip(found, counts) if count]

@@ -9,35 +9,31 @@ import json
 
 import fiftyone.core.brain as fob
 
-from faceqan.config import SCORE_VERSION
+from faceqan.config import FaceQANConfig, score_settings, settings
+from faceqan.models import DEFAULT_MODEL
 
 from .fields import output_fields, run_field
 
 
 class FaceQANBrainConfig(fob.BrainMethodConfig):
-    """Everything a stored score depends on: model name and weights checksum, FaceQAN settings, where the
-    faces come from (whole images or a detections field) and how they are aligned.
+    """Everything a stored score depends on: model name and weights checksum, where the faces come from
+    (whole images or a detections field), how they are aligned, and every setting of ``settings_class``
+    under its own name (a run stored before a setting existed reads its default).
 
     ``fingerprint`` is written next to every score, so a rerun skips only faces scored exactly like this.
     """
 
-    def __init__(self, quality_field="faceqan", model="sface", model_sha256=None, detections_field=None,
-                 alignment=None, eps=0.001, iterations=5, copies=10, power=5, variant="official",
-                 precision="fp32", seed=0, device=None, batch_size=None, **kwargs):
+    settings_class = FaceQANConfig
+
+    def __init__(self, quality_field="faceqan", model=DEFAULT_MODEL, model_sha256=None, detections_field=None,
+                 alignment=None, **kwargs):
         self.quality_field = quality_field
         self.model = model
         self.model_sha256 = model_sha256
         self.detections_field = detections_field
         self.alignment = alignment
-        self.eps = eps
-        self.iterations = iterations
-        self.copies = copies
-        self.power = power
-        self.variant = variant
-        self.precision = precision
-        self.seed = seed
-        self.device = device
-        self.batch_size = batch_size
+        for setting in settings(self.settings_class):
+            setattr(self, setting.name, kwargs.pop(setting.name, setting.default))
         super().__init__(**kwargs)
 
     @property
@@ -46,12 +42,10 @@ class FaceQANBrainConfig(fob.BrainMethodConfig):
 
     @property
     def fingerprint(self) -> str:
-        """sha256 over the settings that change a score (not the device or the batch size) and the version
-        of the scoring arithmetic."""
-        decisive = {name: getattr(self, name) for name in (
-            "model", "model_sha256", "detections_field", "alignment", "eps", "iterations", "copies",
-            "power", "variant", "precision", "seed")}
-        decisive["score_version"] = SCORE_VERSION
+        """sha256 over what changes a score: the model, its weights, the faces, their alignment, the version
+        of the scoring arithmetic and the settings that decide the score (not the device or the batch size)."""
+        decisive = {name: getattr(self, name) for name in ("model", "model_sha256", "detections_field", "alignment")}
+        decisive.update(score_settings(self, self.settings_class))
         return hashlib.sha256(json.dumps(decisive, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -10,23 +10,36 @@ import fiftyone.operators.types as types
 
 try:
     import fiftyone_faceqan
-    from faceqan.config import PRECISIONS, VARIANTS, FaceQANConfig
-    from faceqan.models import list_models
+    from faceqan.config import FaceQANConfig, settings
+    from faceqan.models import DEFAULT_MODEL, list_models
     from fiftyone_faceqan.fields import check_detector_target, check_quality_target
 except ImportError as exc:  # the plugin folder is found, but the package is not installed
     raise ImportError("the FaceQAN plugin needs its Python package: run `pip install -e .` in the plugin "
                       f"folder ({exc})") from exc
 
-SETTINGS = ("eps", "iterations", "copies", "power", "variant", "precision", "device", "batch_size", "seed")
+INPUTS = {int: "int", float: "float", str: "str"}  # a setting's type -> the types.Object method of its input
 
 
-def face_settings(params: dict) -> dict:
-    """The FaceQAN settings of the form, checked by FaceQANConfig (its errors name the setting)."""
-    chosen = {name: params[name] for name in SETTINGS if params.get(name) is not None}
-    for name in ("iterations", "copies", "power", "seed", "batch_size"):
-        if name in chosen and float(chosen[name]).is_integer():
-            chosen[name] = int(chosen[name])  # the App sends numbers as floats
-    FaceQANConfig(**chosen)
+def settings_inputs(inputs: types.Object, config_cls: type = FaceQANConfig) -> None:
+    """One input per setting the config declares, with its label, help and default."""
+    for s in settings(config_cls):
+        options = {"label": s.label, "description": s.help}
+        if s.default is not None:
+            options["default"] = s.default
+        if s.choices:
+            inputs.enum(s.name, list(s.choices), view=types.RadioGroup(), **options)
+        else:
+            getattr(inputs, INPUTS[s.kind])(s.name, **options)
+
+
+def face_settings(params: dict, config_cls: type = FaceQANConfig) -> dict:
+    """The settings given in the form, checked by the config (its errors name the setting)."""
+    chosen = {}
+    for s in settings(config_cls):
+        value = params.get(s.name)
+        if value is not None:  # the App sends numbers as floats
+            chosen[s.name] = int(value) if s.kind is int and float(value).is_integer() else value
+    config_cls(**chosen)
     return chosen
 
 
@@ -36,7 +49,7 @@ def runnable_models(weights: str | None = None) -> list[str]:
     return [entry.name for entry in list_models() if weights or entry.available()]
 
 
-def model_input(inputs: types.Object, name: str, label: str, weights: str | None = None, default: str = "sface",
+def model_input(inputs: types.Object, name: str, label: str, weights: str | None = None, default: str = DEFAULT_MODEL,
                 **kwargs) -> None:
     """A dropdown of the runnable models."""
     choices = types.DropdownView()
@@ -61,7 +74,7 @@ def quality_kwargs(ctx) -> dict:
     (raises ValueError or TypeError with one line; the model's file itself is checked when it loads)."""
     params = ctx.params
     weights = _weights(params)
-    model = params.get("model") or "sface"
+    model = params.get("model") or DEFAULT_MODEL
     if weights is not None and not Path(weights).is_file():
         raise ValueError(f"weights file {weights} does not exist")
     if model not in runnable_models(weights):
@@ -93,7 +106,6 @@ class ComputeFaceQuality(foo.Operator):
     def resolve_input(self, ctx):
         inputs = types.Object()
         ctx.target_view()  # opts the form into the target view choice (dataset, current view, selection)
-        defaults = FaceQANConfig()
         model_input(inputs, "model", "Model", _weights(ctx.params))
         inputs.str("weights", label="Weights file (optional)",
                    description="The model's weights instead of its default file; needed for iresnet18..200")
@@ -101,16 +113,7 @@ class ComputeFaceQuality(foo.Operator):
                    description="Q is stored here; its parts in <field>_mean, _std, _q_adv, _symmetry, _error")
         inputs.str("detections_field", label="Faces field (optional)",
                    description="A Detections field: score each face and store the quality on the detection")
-        inputs.enum("variant", list(VARIANTS), default=defaults.variant, label="Variant",
-                    view=types.RadioGroup())
-        inputs.int("copies", default=defaults.copies, label="k (noisy copies)")
-        inputs.int("iterations", default=defaults.iterations, label="l (attack iterations)")
-        inputs.float("eps", default=defaults.eps, label="eps (noise and step size)")
-        inputs.int("power", default=defaults.power, label="p (power)")
-        inputs.enum("precision", list(PRECISIONS), default=defaults.precision, label="Precision")
-        inputs.str("device", default=defaults.device, label="Device", description="auto, cpu, cuda, cuda:1, ...")
-        inputs.int("batch_size", label="Batch size (optional)", description="Images per step; empty: per device")
-        inputs.int("seed", default=defaults.seed, label="Seed")
+        settings_inputs(inputs)
         inputs.bool("overwrite", default=False, label="Overwrite",
                     description="Rescore faces already scored with the same settings")
         _delegate_choice(inputs)

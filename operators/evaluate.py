@@ -12,9 +12,9 @@ import fiftyone.operators.types as types
 
 from fiftyone_faceqan.evaluation import NUMERIC_FIELDS, embeddings_field_name, evaluate_quality
 
-from .compute_quality import model_input, refuse
+from .compute_quality import DEFAULT_MODEL, model_input, refuse
 
-DEFAULTS = {"model": "sface", "eval_key": "faceqan_eval", "fmr": 1e-3}
+DEFAULTS = {"model": DEFAULT_MODEL, "eval_key": "faceqan_eval", "fmr": 1e-3}
 
 
 def _fields(dataset, kinds) -> list[str]:

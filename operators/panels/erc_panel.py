@@ -11,13 +11,13 @@ from __future__ import annotations
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
+from faceqan.metrics import CURVE_LABELS
 from faceqan.plots import AXIS_TITLES, figure
 from fiftyone_faceqan.evaluation import list_evaluations, load_evaluation
 
 from .common import figure_traces, jsonable
 
 EVALUATE_OPERATOR = "evaluate_faceqan_quality"
-CURVES = {"edc": "FNM-EDC (ISO/IEC 29794-1, fixed threshold)", "erc": "ERC (legacy, threshold per fraction)"}
 
 
 class ERCPanel(foo.Panel):
@@ -36,13 +36,13 @@ class ERCPanel(foo.Panel):
         state = ctx.panel.state
         keys = list_evaluations(ctx.dataset)
         key = state.eval_key if state.eval_key in keys else _newest(ctx.dataset, keys)
-        curve = state.curve if state.curve in CURVES else "edc"
+        curve = state.curve if state.curve in AXIS_TITLES else "edc"
         state.set({"eval_keys": keys, "eval_key": key, "curve": curve})
         if key is None:
             return
         results = load_evaluation(ctx.dataset, key)
         curves = results.curves
-        present = [c for c in CURVES if (curves["curve"] == c).any()]
+        present = [c for c in AXIS_TITLES if (curves["curve"] == c).any()]
         if curve not in present:
             curve = present[0]
             state.curve = curve
@@ -95,7 +95,8 @@ class ERCPanel(foo.Panel):
         row.btn("evaluate", label="New evaluation", icon="play_arrow", on_click=self.evaluate)
 
         panel.md(_info_markdown(state.info), name="info_text")
-        layout = {"title": {"text": CURVES[state.curve]}, "showlegend": True, "legend": {"orientation": "h", "y": -0.25},
+        layout = {"title": {"text": CURVE_LABELS[state.curve]}, "showlegend": True,
+                  "legend": {"orientation": "h", "y": -0.25},
                   "xaxis": {"title": {"text": AXIS_TITLES[state.curve]}, "range": [0, 1]},
                   "yaxis": {"title": {"text": "FNMR"}, "rangemode": "tozero"},
                   "margin": {"t": 40, "l": 56, "b": 110, "r": 8}}
