@@ -1,10 +1,12 @@
-"""The `faceqan` command line: score files, list models, evaluate scores (erc), run the FiftyOne demo."""
+"""The `faceqan` command line: score files, list models, evaluate scores (erc), and the commands installed
+layers add (the FiftyOne extra's `demo`)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from collections import Counter
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 
 from .config import FaceQANConfig, settings
@@ -12,6 +14,7 @@ from .erc_cli import add_erc_parser
 from .models.files import ModelFileError
 from .models.registry import DEFAULT_MODEL
 
+PLUGIN_COMMANDS = "faceqan.commands"  # entry point group of the subcommands other layers add (see pyproject.toml)
 
 SCORE_EXIT_CODES = ("exit status: 0 the output holds at least one score; 1 nothing could be scored (every file "
                     "failed: see the error column); 2 refused before any work (bad usage, a setting, path, model "
@@ -141,24 +144,25 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    from fiftyone_faceqan.demo import run_demo  # FiftyOne is imported only when the demo runs
+def add_plugin_commands(commands) -> None:
+    """Subcommands that installed packages declare in the entry point group faceqan.commands (the FiftyOne
+    layer's `demo`). Each gets its arguments unparsed and is imported only when it runs, so the engine never
+    imports the layers above it."""
+    for entry in entry_points(group=PLUGIN_COMMANDS):
+        package = f"{entry.dist.name}[{','.join(entry.extras)}]" if entry.extras else entry.dist.name
+        command = commands.add_parser(entry.name, add_help=False, prefix_chars="\0",
+                                      help=f"from {package}: see `faceqan {entry.name} --help`")
+        command.add_argument("argv", nargs=argparse.REMAINDER)
+        command.set_defaults(func=lambda args, entry=entry, package=package: run_plugin(entry, package, args.argv))
 
-    run_demo(source=args.source, all_images=args.all_images, sample_size=args.sample_size, seed=args.seed,
-             app=args.app, dataset_name=args.dataset_name, model=args.model, device=args.device)
-    return 0
 
-
-def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--source", type=Path, help="local folder of faces, one sub-folder per identity "
-                                                    "(default: FiftyOne's LFW zoo dataset, needs internet)")
-    parser.add_argument("--all", dest="all_images", action="store_true", help="score every image, even on a CPU")
-    parser.add_argument("--sample-size", type=int, default=200, help="faces scored on a CPU (default %(default)s)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the sample")
-    parser.add_argument("--name", dest="dataset_name", default="faceqan-demo", help="FiftyOne dataset name")
-    parser.add_argument("--model", default=DEFAULT_MODEL, help="registered model name (see `faceqan models`)")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, ...")
-    parser.add_argument("--app", action="store_true", help="open the FiftyOne App on the scored faces")
+def run_plugin(entry: EntryPoint, package: str, argv: list[str]) -> int:
+    """A command whose extra is not installed is refused in one line that says what to install."""
+    try:
+        run = entry.load()
+    except ImportError as exc:
+        raise ValueError(f"{entry.name} needs {exc.name or exc}: pip install '{package}'") from exc
+    return run(argv)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -186,9 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_erc_parser(commands)
 
-    demo = commands.add_parser("demo", help="score a FiftyOne dataset of real faces and summarise it")
-    demo.set_defaults(func=cmd_demo)
-    add_demo_arguments(demo)
+    add_plugin_commands(commands)
     return parser
 
 

@@ -7,6 +7,7 @@ scoring (alignment="auto"); crops already at the model's input size are scored a
 
 from __future__ import annotations
 
+import argparse
 import time
 from pathlib import Path
 
@@ -105,3 +106,20 @@ def run_demo(source: str | Path | None = None, all_images: bool = False, sample_
         session = fo.launch_app(target.sort_by("faceqan"))
         session.wait()
     return dataset
+
+
+def main(argv: list[str]) -> int:
+    """`faceqan demo ARGS`: faceqan's command line finds this through the entry point group faceqan.commands."""
+    parser = argparse.ArgumentParser(prog="faceqan demo", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--source", type=Path, help="local folder of faces, one sub-folder per identity "
+                                                    "(default: FiftyOne's LFW zoo dataset, needs internet)")
+    parser.add_argument("--all", dest="all_images", action="store_true", help="score every image, even on a CPU")
+    parser.add_argument("--sample-size", type=int, default=200, help="faces scored on a CPU (default %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the sample")
+    parser.add_argument("--name", dest="dataset_name", default="faceqan-demo", help="FiftyOne dataset name")
+    parser.add_argument("--model", default=DEFAULT_MODEL, help="registered model name (see `faceqan models`)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, ...")
+    parser.add_argument("--app", action="store_true", help="open the FiftyOne App on the scored faces")
+    run_demo(**vars(parser.parse_args(argv)))
+    return 0

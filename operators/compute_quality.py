@@ -10,12 +10,11 @@ import fiftyone.operators.types as types
 
 try:
     import fiftyone_faceqan
-    from faceqan.config import FaceQANConfig, settings
-    from faceqan.models import DEFAULT_MODEL, list_models
+    from fiftyone_faceqan import DEFAULT_MODEL, FaceQANConfig, list_models, settings
     from fiftyone_faceqan.fields import check_detector_target, check_quality_target
-except ImportError as exc:  # the plugin folder is found, but the package is not installed
-    raise ImportError("the FaceQAN plugin needs its Python package: run `pip install -e .` in the plugin "
-                      f"folder ({exc})") from exc
+except ImportError as exc:  # the plugin folder is found, but its third-party requirements are not installed
+    raise ImportError("the FaceQAN plugin needs its requirements: `fiftyone plugins requirements @faceqan/faceqan "
+                      f"--install` ({exc})") from exc
 
 INPUTS = {int: "int", float: "float", str: "str"}  # a setting's type -> the types.Object method of its input
 

@@ -170,3 +170,16 @@ def test_the_engine_and_its_command_line_never_import_fiftyone():
             "faceqan.cli.build_parser(); print(sorted(m for m in sys.modules if m.split('.')[0].startswith('fiftyone')))")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0 and run.stdout.strip() == "[]", run.stdout + run.stderr
+
+
+def test_demo_is_the_command_the_fiftyone_layer_adds():
+    run = subprocess.run([sys.executable, "-m", "faceqan.cli", "demo", "--help"], capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0 and run.stdout.startswith("usage: faceqan demo"), run.stdout + run.stderr
+    assert "--sample-size SAMPLE_SIZE" in run.stdout and "--source SOURCE" in run.stdout
+
+
+def test_demo_without_the_fiftyone_extra_says_what_to_install():
+    code = "import sys; sys.modules['fiftyone'] = None; from faceqan.cli import main; sys.exit(main(['demo']))"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert (run.returncode, run.stderr) == (2, "faceqan: demo needs fiftyone: pip install 'faceqan[fiftyone]'\n")

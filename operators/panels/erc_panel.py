@@ -11,8 +11,7 @@ from __future__ import annotations
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from faceqan.metrics import CURVE_LABELS
-from faceqan.plots import AXIS_TITLES, figure
+from fiftyone_faceqan import AXIS_TITLES, CURVE_LABELS, figure
 from fiftyone_faceqan.evaluation import list_evaluations, load_evaluation
 
 from .common import figure_traces, jsonable
