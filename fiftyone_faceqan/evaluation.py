@@ -23,13 +23,15 @@ import pandas as pd
 
 from faceqan import load_model
 from faceqan.baselines import embed_each
-from faceqan.metrics import PAUC_AT, Comparisons, evaluate, read_lfw_pairs
+from faceqan.metrics import PAUC_AT, Comparisons, bootstrap_pauc, evaluate, read_lfw_pairs
 from faceqan.models import list_models
 
+from .fields import validate_field_name
 from .runs import FaceQANBrainConfig
 
 METHOD = "faceqan_evaluation"
 EMBED_BATCH = 32
+INTERVAL_AT = 0.2  # the discard limit whose normalised pAUC gets bootstrap intervals
 NUMERIC_FIELDS = (fo.FloatField, fo.IntField)
 
 
@@ -37,7 +39,7 @@ class FaceQANEvaluationConfig(fob.BrainMethodConfig):
     """The parameters an evaluation ran with: enough to tell what its numbers mean and to repeat it."""
 
     def __init__(self, quality_fields=(), identity_field=None, model=None, embeddings_field=None, pairs=None,
-                 fmr=1e-3, discard_limits=PAUC_AT, non_mated_sample=None, seed=0, **kwargs):
+                 fmr=1e-3, discard_limits=PAUC_AT, non_mated_sample=None, seed=0, resamples=1000, **kwargs):
         self.quality_fields = list(quality_fields)
         self.identity_field = identity_field
         self.model = model
@@ -47,6 +49,7 @@ class FaceQANEvaluationConfig(fob.BrainMethodConfig):
         self.discard_limits = list(discard_limits)
         self.non_mated_sample = non_mated_sample
         self.seed = seed
+        self.resamples = resamples
         super().__init__(**kwargs)
 
     @property
@@ -69,13 +72,26 @@ class FaceQANEvaluation(fob.BrainMethod):
 
 class FaceQANEvaluationResults(fob.BrainResults):
     """``curves`` (long-form points, references included), ``summary`` (one row per measure and curve
-    type: FNMR at discard fractions, raw and normalised pAUC) and ``info`` (counts, threshold, models)."""
+    type: FNMR at discard fractions, raw and normalised pAUC), ``info`` (counts, threshold, models) and,
+    when identities are known, ``intervals`` (95 % identity-bootstrap interval of each field's normalised
+    pAUC@20 %) and ``differences`` (of each two fields on the same resamples: an interval without 0 is real)."""
 
-    def __init__(self, samples, config, brain_key, curves, summary, info, backend=None):
+    def __init__(self, samples, config, brain_key, curves, summary, info, intervals=None, differences=None,
+                 backend=None):
         super().__init__(samples, config, brain_key, backend=backend)
         self._curves = _frame(curves)
         self._summary = _frame(summary)
         self.info = dict(info)
+        self._intervals = _frame(intervals) if intervals is not None else None
+        self._differences = _frame(differences) if differences is not None else None
+
+    @property
+    def intervals(self) -> pd.DataFrame | None:
+        return None if self._intervals is None else self._intervals.copy()
+
+    @property
+    def differences(self) -> pd.DataFrame | None:
+        return None if self._differences is None else self._differences.copy()
 
     @property
     def curves(self) -> pd.DataFrame:
@@ -103,12 +119,15 @@ class FaceQANEvaluationResults(fob.BrainResults):
                 f"FMR {info['fmr']:g}")
 
     def serialize(self, reflective=False):
+        optional = {k: _columns(v) for k, v in (("intervals", self._intervals),
+                                                ("differences", self._differences)) if v is not None}
         return {"cls": self.cls, "curves": _columns(self._curves), "summary": _columns(self._summary),
-                "info": self.info}
+                "info": self.info, **optional}
 
     @classmethod
     def _from_dict(cls, d, samples, config, brain_key):
-        return cls(samples, config, brain_key, d["curves"], d["summary"], d["info"])
+        return cls(samples, config, brain_key, d["curves"], d["summary"], d["info"], d.get("intervals"),
+                   d.get("differences"))
 
 
 def _columns(frame: pd.DataFrame) -> dict:
@@ -178,6 +197,12 @@ def _check_params(eval_key, fmr, discard_limits, non_mated_sample, model, pairs)
     return limits
 
 
+def embeddings_field_name(eval_key: str, embeddings_field: str | None = None) -> str:
+    """The field the comparison embeddings go to (``<eval_key>_embedding`` unless named): never a
+    built-in FiftyOne field."""
+    return validate_field_name(embeddings_field or f"{eval_key}_embedding", "embeddings_field")
+
+
 def _check_key_free(dataset, eval_key: str) -> None:
     if eval_key in dataset.list_brain_runs() and eval_key not in list_evaluations(dataset):
         raise ValueError(f"brain key {eval_key!r} is used by another kind of run; choose another eval_key")
@@ -211,10 +236,11 @@ def _ensure_embeddings(samples, field: str, model: str | None, eval_key: str, on
     if model is None or (dataset.has_sample_field(field) and stored is None):
         raise ValueError(f"{len(todo)} samples have no embedding in {field!r}, a field FaceQAN did not make: "
                          f"fill it, or pass a new embeddings_field and model=... to compute one")
+    embedder = comparison_model(model)  # a model that cannot load stops here, before the field exists
     if not dataset.has_sample_field(field):
         dataset.add_sample_field(field, fo.VectorField, info={"faceqan_model": model, "faceqan_eval_key": eval_key})
     ids, paths = todo.values(["id", "filepath"])
-    vectors = embed_each(paths, comparison_model(model), EMBED_BATCH, on_progress)
+    vectors = embed_each(paths, embedder, EMBED_BATCH, on_progress)
     dataset.set_values(field, {i: v for i, v in zip(ids, vectors) if v is not None}, key_field="id")
     return sum(v is not None for v in vectors), stored or model
 
@@ -271,20 +297,24 @@ def _quality_models(dataset, quality_fields: list[str]) -> dict[str, str | None]
 def evaluate_quality(samples, quality_fields: Sequence[str], identity_field: str = "ground_truth",
                      model: str | None = "sface", embeddings_field: str | None = None, pairs: str | None = None,
                      fmr: float = 1e-3, discard_limits: Sequence[float] = PAUC_AT, eval_key: str = "faceqan_eval",
-                     non_mated_sample: int | None = None, seed: int = 0,
+                     non_mated_sample: int | None = None, seed: int = 0, resamples: int = 1000,
                      on_progress: Callable[[int, int], None] | None = None) -> FaceQANEvaluationResults:
     """Evaluate quality fields against the comparisons of ``model``'s embeddings; store the run as ``eval_key``.
 
     Comparisons come from ``pairs`` (an LFW-style protocol file, images matched by file name) or else from
     the identity labels: all mated pairs, all non-mated pairs or a seeded sample of ``non_mated_sample``.
     ``model=None`` with ``embeddings_field`` uses precomputed embeddings only. Rerunning a key replaces it.
+    With identity labels, ``resamples`` identity-bootstrap resamples (seeded by ``seed``; 0: none) give the
+    results' ``intervals`` and ``differences``.
     """
     dataset = samples._root_dataset
     fields = _check_quality_fields(samples, quality_fields)
     limits = _check_params(eval_key, fmr, discard_limits, non_mated_sample, model, pairs)
+    if isinstance(resamples, bool) or not isinstance(resamples, int) or resamples < 0:
+        raise ValueError(f"resamples must be a number of bootstrap resamples >= 0 (0: no intervals), got {resamples!r}")
     identity = None if pairs is not None else _identity_path(samples, identity_field)
     _check_key_free(dataset, eval_key)
-    field = embeddings_field or f"{eval_key}_embedding"
+    field = embeddings_field_name(eval_key, embeddings_field)
 
     computed, model = _ensure_embeddings(samples, field, model, eval_key, on_progress)
     columns = ["filepath", field, *fields] + ([identity] if identity else [])
@@ -300,20 +330,34 @@ def evaluate_quality(samples, quality_fields: Sequence[str], identity_field: str
     else:
         labels = [values[identity][i] for i in keep]
         comparisons = Comparisons.from_labels(embeddings, labels, non_mated_sample, seed)
-    evaluation = evaluate(comparisons, {f: q[keep] for f, q in quality.items()}, fmr=fmr, pauc_at=limits)
+    kept = {f: q[keep] for f, q in quality.items()}
+    evaluation = evaluate(comparisons, kept, fmr=fmr, pauc_at=limits)
+    intervals = differences = None
+    if pairs is None and resamples:
+        intervals, differences = _intervals(comparisons, kept, labels, evaluation.tau, resamples, seed)
 
     config = FaceQANEvaluationConfig(fields, identity_field if identity else None, model, field, pairs and str(pairs),
-                                     fmr, limits, non_mated_sample, seed)
+                                     fmr, limits, non_mated_sample, seed, resamples)
     info = {"eval_key": eval_key, "model": model, "embeddings_field": field, "quality_models":
             _quality_models(dataset, fields), "n_samples": len(values[field]), "n_evaluated": int(len(keep)),
             "excluded": excluded, "pairs_dropped": pairs_dropped, "n_mated": evaluation.n_mated,
             "n_non_mated": evaluation.n_non_mated, "tau": evaluation.tau, "fmr": fmr,
             "embeddings_computed": computed}
-    results = FaceQANEvaluationResults(samples, config, eval_key, evaluation.curves, evaluation.summary, info)
+    results = FaceQANEvaluationResults(samples, config, eval_key, evaluation.curves, evaluation.summary, info,
+                                       intervals, differences)
     _release_old_field(dataset, eval_key, field)
     FaceQANEvaluation(config).register_run(samples, eval_key, overwrite=True, cleanup=False)
     FaceQANEvaluation(config).save_run_results(samples, eval_key, results)
     return results
+
+
+def _intervals(comparisons, qualities: dict, labels, tau: float, resamples: int, seed: int):
+    """The identity-bootstrap interval table and the paired differences of every two fields (None for one)."""
+    boot = bootstrap_pauc(comparisons, qualities, labels, tau, limit=INTERVAL_AT, resamples=resamples, seed=seed)
+    names = list(qualities)
+    rows = [{"a": a, "b": b, **dict(zip(("difference", "lo", "hi"), boot.difference(a, b)))}
+            for i, a in enumerate(names) for b in names[i + 1:]]
+    return boot.table(), pd.DataFrame(rows) if rows else None
 
 
 def _release_old_field(dataset, eval_key: str, new_field: str) -> None:

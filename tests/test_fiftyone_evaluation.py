@@ -79,6 +79,32 @@ def test_results_equal_independent_metrics(faces, reference, base):
     assert set(results.summary["measure"]) >= {"sharpness", "random", "random rejection", "theoretical best"}
 
 
+def test_results_carry_identity_bootstrap_intervals(faces, reference, base):
+    """SFace (and dlib-resnet) verify these 30 crops without an error, which leaves every interval NaN; so the
+    comparisons use the SFace embeddings with seeded noise (10 of 66 mated pairs fail at FMR 5 %)."""
+    import fiftyone as fo
+
+    from faceqan.metrics import Comparisons, bootstrap_pauc
+    from fiftyone_faceqan.evaluation import evaluate_quality
+
+    unit = reference["embeddings"] / np.linalg.norm(reference["embeddings"], axis=1, keepdims=True)
+    noisy = unit + np.random.default_rng(0).normal(0.0, 0.1, unit.shape)
+    faces.add_sample_field("noisy_embedding", fo.VectorField)
+    faces.set_values("noisy_embedding", list(noisy))
+    results = evaluate_quality(faces, ["sharpness", "random"], eval_key="intervals", fmr=0.05, model=None,
+                               embeddings_field="noisy_embedding")
+    comparisons = Comparisons.from_labels(noisy, reference["identity"])
+    qualities = {"sharpness": reference["sharpness"], "random": reference["random"]}
+    boot = bootstrap_pauc(comparisons, qualities, reference["identity"], results.info["tau"], resamples=1000)
+    assert np.isfinite(boot.table()[["pauc_20_norm_lo", "pauc_20_norm_hi"]].to_numpy()).all()
+    pd.testing.assert_frame_equal(results.intervals, boot.table(), rtol=1e-5)
+    row = results.differences.iloc[0]
+    assert (row["a"], row["b"]) == ("sharpness", "random") and len(base.differences) == 1
+    assert (row["difference"], row["lo"], row["hi"]) == pytest.approx(boot.difference("sharpness", "random"),
+                                                                      rel=1e-5)
+    assert row["lo"] <= row["difference"] <= row["hi"]
+
+
 def test_stored_run_reloads_without_recomputation(faces, base):
     from fiftyone_faceqan.evaluation import evaluate_quality, list_evaluations, load_evaluation
 
@@ -92,6 +118,9 @@ def test_stored_run_reloads_without_recomputation(faces, base):
     assert again.info == original.info
     assert again.config.fmr == 0.01 and again.config.discard_limits == [0.2, 0.3]
     assert {"pauc_20", "pauc_20_norm", "pauc_30_norm"} <= set(again.summary.columns)
+    pd.testing.assert_frame_equal(again.intervals, original.intervals)
+    assert again.differences is None and original.differences is None  # one field: nothing to compare
+    assert again.config.resamples == 1000
     assert "reload" in list_evaluations(faces)
 
 
@@ -144,6 +173,7 @@ def test_pairs_file_and_string_identity(faces, reference, base, tmp_path):
     pairs.write_text("1 6\n" + "\n".join(lines) + "\n")
     results = evaluate_quality(faces, ["sharpness"], pairs=str(pairs), eval_key="protocol", **SHARED)
     assert (results.info["n_mated"], results.info["n_non_mated"]) == (len(names), len(names) - 1)
+    assert results.intervals is None and results.differences is None  # a protocol file has no identities
 
     sampled = evaluate_quality(faces, ["sharpness"], identity_field="person", non_mated_sample=50, seed=1,
                                eval_key="sampled", **SHARED)
@@ -179,9 +209,12 @@ def test_delete_removes_run_and_the_field_it_created(faces):
     ({"non_mated_sample": 0}, "non_mated_sample"),
     ({"non_mated_sample": 10**9}, "only 369 exist"),
     ({"pairs": "/no/such/pairs.txt"}, "pairs file not found"),
+    ({"resamples": -1}, "resamples must be"),
     ({"model": None, "embeddings_field": "absent_field"}, "does not exist; give model"),
     ({"embeddings_field": "sharpness"}, "not a vector field"),
     ({"model": "dlib-resnet"}, "holds 'sface' embeddings, not 'dlib-resnet'"),
+    ({"embeddings_field": "filepath"}, "embeddings_field 'filepath' is a built-in FiftyOne field"),
+    ({"embeddings_field": "_hidden"}, "embeddings_field must be a plain identifier"),
 ])
 def test_invalid_parameters_are_refused_clearly(faces, base, kwargs, message):
     from fiftyone_faceqan.evaluation import evaluate_quality
@@ -189,6 +222,16 @@ def test_invalid_parameters_are_refused_clearly(faces, base, kwargs, message):
     params = {"quality_fields": ["sharpness"], "eval_key": "invalid", **SHARED, **kwargs}
     with pytest.raises(ValueError, match=message):
         evaluate_quality(faces, **params)
+
+
+def test_a_model_that_cannot_load_leaves_nothing_behind(faces):
+    from faceqan.models import ModelFileError
+    from fiftyone_faceqan.evaluation import evaluate_quality
+
+    runs = faces.list_brain_runs()
+    with pytest.raises(ModelFileError, match="iresnet50 needs weights="):
+        evaluate_quality(faces, ["sharpness"], model="iresnet50", eval_key="noweights")
+    assert not faces.has_sample_field("noweights_embedding") and faces.list_brain_runs() == runs
 
 
 def test_cross_model_records_the_quality_model_and_keeps_keys_apart(faces, reference, base):
@@ -251,4 +294,22 @@ def test_operator_refuses_bad_parameters(faces, base):
     params = {"quality_fields": ["sharpness"], "identity_field": "person", "model": "sface", "eval_key": "bad",
               "fmr": 0.0}
     with pytest.raises(ExecutionError, match="fmr must be a fraction"):
+        foo.execute_operator(uri, ctx={"view": faces.view(), "params": params})
+
+
+def test_operator_offers_runnable_models_and_refuses_builtin_fields(faces, base):
+    import asyncio
+
+    import fiftyone.operators as foo
+    from fiftyone.operators.executor import ExecutionError, resolve_type
+
+    from faceqan.models import list_models
+
+    uri = _operator_uri()
+    params = {"quality_fields": ["sharpness"], "identity_field": "person", "model": "sface", "eval_key": "app",
+              "fmr": 0.001, "embeddings_field": "filepath"}
+    form = asyncio.run(resolve_type(foo.OperatorRegistry(), uri, {"dataset_name": faces.name, "params": params}))
+    assert form.type.properties["model"].type.values == [m.name for m in list_models() if m.available()]
+    assert form.type.properties["invalid"].invalid
+    with pytest.raises(ExecutionError, match="Validation error.*embeddings_field 'filepath' is a built-in"):
         foo.execute_operator(uri, ctx={"view": faces.view(), "params": params})

@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from faceqan.metrics import BEST, RANDOM, Comparisons, PairSet, evaluate, index_pairs, read_lfw_pairs
+from faceqan.metrics import (BEST, RANDOM, Comparisons, PairSet, bootstrap_pauc, evaluate, identity_counts,
+                             index_pairs, read_lfw_pairs)
 from faceqan.metrics import comparisons as comparisons_module
 from faceqan.metrics.threshold import Selection, kept_for_threshold, thresholds
 from faceqan.plots import figure, save_png
@@ -196,6 +197,83 @@ def test_bad_inputs_are_refused():
         Comparisons.from_labels(np.zeros((3, 4)), [0, 0, 1])
     with pytest.raises(ValueError, match="no embedding/quality"):
         index_pairs([("a.jpg", "b.jpg")], ["a.jpg"])
+
+
+def bootstrap_case(seed=0):
+    """40 identities, 240 images: all pairs listed, the identity labels and two measures (one informative)."""
+    emb, labels = clustered(seed=seed)
+    a, b = np.triu_indices(len(labels), k=1)
+    same = labels[a] == labels[b]
+    comps = Comparisons.from_pairs(emb, np.c_[a[same], b[same]], np.c_[a[~same], b[~same]])
+    rng = np.random.default_rng(seed)
+    centre = np.stack([emb[labels == i].mean(axis=0) for i in labels])
+    qualities = {"closeness": -np.linalg.norm(emb - centre, axis=1), "random": rng.random(len(labels))}
+    return comps, labels, qualities
+
+
+def test_bootstrap_estimate_is_the_evaluation_and_a_seed_reproduces_it():
+    comps, labels, qualities = bootstrap_case()
+    result = evaluate(comps, qualities, fmr=0.01, curves=("edc",))
+    boot = bootstrap_pauc(comps, qualities, labels, result.tau, resamples=300, seed=4)
+    summary = result.summary.set_index("measure")
+    for name in qualities:
+        assert boot.estimates[name] == pytest.approx(summary.loc[name, "pauc_20_norm"], abs=1e-12)
+        low, high = boot.interval(name)
+        assert low < boot.estimates[name] < high
+    assert boot.samples.shape == (300, 2)
+    again = bootstrap_pauc(comps, qualities, labels, result.tau, resamples=300, seed=4)
+    pd.testing.assert_frame_equal(boot.samples, again.samples)
+    other = bootstrap_pauc(comps, qualities, labels, result.tau, resamples=300, seed=5)
+    assert not np.allclose(boot.samples, other.samples)
+    assert boot.difference("closeness", "closeness") == (0.0, 0.0, 0.0)
+    table = boot.table().set_index("measure")
+    assert list(table.columns) == ["pauc_20_norm", "pauc_20_norm_lo", "pauc_20_norm_hi"]
+    assert table.loc["random", "pauc_20_norm_lo"] == boot.interval("random")[0]
+
+
+def test_bootstrap_resample_is_the_evaluation_of_the_drawn_identities():
+    """Resample r equals evaluate() on the mated pairs of each identity repeated as often as it was drawn
+    (same threshold: the non-mated pairs are kept)."""
+    comps, labels, qualities = bootstrap_case(seed=1)
+    tau = evaluate(comps, qualities, fmr=0.01, curves=("edc",)).tau
+    boot = bootstrap_pauc(comps, qualities, labels, tau, resamples=5, seed=2)
+    clusters = np.unique(labels[comps.mated.a])  # identities with mated pairs, in bootstrap order
+    counts = identity_counts(len(clusters), 5, seed=2)
+    for r in range(5):
+        drawn = np.repeat(clusters, counts[r])
+        idx = np.concatenate([np.flatnonzero(labels[comps.mated.a] == c) for c in drawn])
+        m = comps.mated
+        resampled = Comparisons(comps.n_images, PairSet(m.a[idx], m.b[idx], m.score[idx]), comps.non_mated)
+        result = evaluate(resampled, qualities, fmr=0.01, curves=("edc",))
+        assert result.tau == tau
+        want = result.summary.set_index("measure")["pauc_20_norm"]
+        for name in qualities:
+            assert boot.samples.loc[r, name] == pytest.approx(want[name], abs=1e-12)
+
+
+def test_bootstrap_resamples_identities_not_pairs():
+    """All 30 false non-matches belong to one of 10 identities (30 pairs each): a resample misses it, and so
+    has no error at all, with probability (1 - 1/10)^10 = 0.35; resampling pairs would almost never (~2e-4)."""
+    identities, per = 10, 30
+    n = 2 * identities * per
+    a, b = np.arange(0, n, 2), np.arange(1, n, 2)
+    labels = np.repeat(np.arange(identities), 2 * per)
+    score = np.where(labels[a] == 0, 0.1, 0.9)
+    comps = Comparisons(n, pairs(a, b, score), pairs([0, 2], [2 * per, 4 * per], [0.5, 0.5]))
+    quality = {"q": np.random.default_rng(0).random(n)}
+    boot = bootstrap_pauc(comps, quality, labels, tau=0.5, resamples=2000, seed=0)
+    assert boot.samples["q"].isna().mean() == pytest.approx(0.9 ** 10, abs=0.03)
+    assert np.isfinite(boot.interval("q")).all()
+
+
+def test_bootstrap_refuses_mismatched_labels():
+    comps, labels, qualities = bootstrap_case()
+    with pytest.raises(ValueError, match="labels for 240 images"):
+        bootstrap_pauc(comps, qualities, labels[:10], tau=0.5)
+    with pytest.raises(ValueError, match="two identities"):
+        bootstrap_pauc(comps, qualities, np.arange(240), tau=0.5)
+    with pytest.raises(ValueError, match="level"):
+        bootstrap_pauc(comps, qualities, labels, tau=0.5, level=95)
 
 
 def test_lfw_protocol_file(tmp_path):

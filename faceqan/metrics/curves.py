@@ -53,19 +53,27 @@ def edc_curve(comparisons: Comparisons, levels: np.ndarray, values: np.ndarray, 
     count = np.bincount(pair_level, minlength=len(values))
     err = np.bincount(pair_level, weights=errors, minlength=len(values))
     used = np.flatnonzero(count)
-    n, e = len(errors), float(errors.sum())
-    gone, gone_err = np.cumsum(count[used]), np.cumsum(err[used])
-    left = n - gone
-    fnmr = np.divide(e - gone_err, left, out=np.zeros(len(used)), where=left > 0)
+    discard, fnmr, kept = edc_steps(count[used], err[used])
     return pd.DataFrame({
         "curve": "edc",
-        "discard": np.concatenate([[0.0], gone / n]),
-        "fnmr": np.concatenate([[e / n], fnmr]),
+        "discard": discard,
+        "fnmr": fnmr,
         "tau": tau,
-        "kept_mated": np.concatenate([[n], left]),
+        "kept_mated": kept,
         "kept_non_mated": comparisons.n_non_mated,
         "quality_cut": np.concatenate([[-np.inf], values[used]]),  # pairs with pair quality <= cut are gone
     })
+
+
+def edc_steps(count: np.ndarray, err: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """FNM-EDC points from the mated pairs and errors of each tie group, lowest quality first (last axis;
+    leading axes are independent curves, e.g. bootstrap resamples): discard fraction, FNMR, pairs kept."""
+    n, e = count.sum(axis=-1, keepdims=True), err.sum(axis=-1, keepdims=True)
+    gone = np.cumsum(count, axis=-1)
+    left = n - gone
+    fnmr = np.divide(e - np.cumsum(err, axis=-1), left, out=np.zeros(left.shape), where=left > 0)
+    discard = np.concatenate([np.zeros(n.shape), gone / n], axis=-1)
+    return discard, np.concatenate([e / n, fnmr], axis=-1), np.concatenate([n, left], axis=-1)
 
 
 def _erc_cuts(comparisons: Comparisons, levels: np.ndarray, n_levels: int, fractions: Sequence[float]):
@@ -91,9 +99,10 @@ def _trapezoid(x: np.ndarray, y: np.ndarray, limit: float) -> float:
     return float(np.trapezoid(ys, xs))
 
 
-def _step_area(x: np.ndarray, y: np.ndarray, limit: float) -> float:
-    right = np.minimum(np.append(x[1:], 1.0), limit)
-    return float(np.sum(y * np.clip(right - np.minimum(x, limit), 0, None)))
+def step_area(x: np.ndarray, y: np.ndarray, limit: float):
+    """Area under a step curve (y holds from each x to the next, the last to 1) up to x = limit; last axis."""
+    right = np.minimum(np.concatenate([x[..., 1:], np.ones_like(x[..., :1])], axis=-1), limit)
+    return np.sum(y * np.clip(right - np.minimum(x, limit), 0, None), axis=-1)
 
 
 def _step_value(x: np.ndarray, y: np.ndarray, at: float) -> float:
@@ -112,7 +121,7 @@ def summarise(curve: pd.DataFrame, fnmr_at: Sequence[float] = FNMR_AT,
     valid = ~np.isnan(y)
     x, y = x[valid], y[valid]
     value = _step_value if kind == "edc" else lambda xs, ys, d: float(np.interp(d, xs, ys))
-    area = _step_area if kind == "edc" else _trapezoid
+    area = step_area if kind == "edc" else _trapezoid
     fnmr0 = float(y[0])
     row = {"fnmr_0": fnmr0, **{f"fnmr_{_pct(d)}": value(x, y, d) for d in fnmr_at}}
     for d in pauc_at:
