@@ -24,7 +24,7 @@ import pandas as pd
 from faceqan import load_model
 from faceqan.baselines import embed_each
 from faceqan.metrics import PAUC_AT, Comparisons, bootstrap_pauc, evaluate, read_lfw_pairs
-from faceqan.models import list_models
+from faceqan.models import DEFAULT_MODEL, list_models
 
 from .fields import validate_field_name
 from .runs import FaceQANBrainConfig
@@ -295,7 +295,7 @@ def _quality_models(dataset, quality_fields: list[str]) -> dict[str, str | None]
 
 
 def evaluate_quality(samples, quality_fields: Sequence[str], identity_field: str = "ground_truth",
-                     model: str | None = "sface", embeddings_field: str | None = None, pairs: str | None = None,
+                     model: str | None = DEFAULT_MODEL, embeddings_field: str | None = None, pairs: str | None = None,
                      fmr: float = 1e-3, discard_limits: Sequence[float] = PAUC_AT, eval_key: str = "faceqan_eval",
                      non_mated_sample: int | None = None, seed: int = 0, resamples: int = 1000,
                      on_progress: Callable[[int, int], None] | None = None) -> FaceQANEvaluationResults:
