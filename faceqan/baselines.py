@@ -1,5 +1,5 @@
-"""Simple quality measures FaceQAN must beat to be worth its cost, and the FR embeddings they (and the
-comparison scores) come from.
+"""Simple quality measures FaceQAN must beat to be worth its cost (the FR embeddings they and the comparison
+scores come from are faceqan.pipeline.embed_paths / embed_files).
 
 - ``q_adv`` and ``symmetry``: FaceQAN's two factors alone (columns of its output);
 - ``embedding_norm``: the L2 norm of an FR model's raw embedding (MagFace-style: larger means more confident);
@@ -9,50 +9,13 @@ comparison scores) come from.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 FACEQAN_FACTORS = ("q_adv", "symmetry")
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R BT.601, as OpenCV's grey conversion
-
-
-def embed_each(paths: Sequence[str | Path], model, batch_size: int = 64,
-               on_progress: Callable[[int, int], None] | None = None) -> list[np.ndarray | None]:
-    """Raw (not normalised) float32 embeddings, one per path, in order; None where a file cannot be read or
-    shows no face. Crops of the model's input size are embedded as they are; any other image is detected and
-    aligned (largest face) exactly as `faceqan score` does, so raw photos are compared as the model expects."""
-    import torch
-
-    from .align import FacePreparer
-
-    prepare = FacePreparer.for_model(model)
-    out: list[np.ndarray | None] = [None] * len(paths)
-    with torch.inference_mode():
-        for start in range(0, len(paths), batch_size):
-            good, crops = [], []
-            for i in range(start, min(start + batch_size, len(paths))):
-                try:
-                    crops.append(prepare(paths[i])[0][1])
-                    good.append(i)
-                except ValueError:  # ImageLoadError, NoFaceError: reported by the caller as a missing embedding
-                    continue
-            if crops:
-                for i, row in zip(good, model(torch.stack(crops)).float().numpy()):
-                    out[i] = row
-            if on_progress:
-                on_progress(min(start + batch_size, len(paths)), len(paths))
-    return out
-
-
-def embed_files(paths: Sequence[str | Path], model, batch_size: int = 64) -> np.ndarray:
-    """embed_each for files that must all work (e.g. a benchmark's aligned crops): one row per path."""
-    rows = embed_each(paths, model, batch_size)
-    failed = [str(p) for p, row in zip(paths, rows) if row is None]
-    if failed:
-        raise ValueError(f"no embedding for {len(failed)} file(s): {', '.join(failed[:5])}")
-    return np.stack(rows) if rows else np.empty((0, 0), dtype=np.float32)
 
 
 def embedding_norm(embeddings: np.ndarray) -> np.ndarray:

@@ -1,5 +1,5 @@
-"""The `faceqan` command line: score files, list models, evaluate scores (erc), and the commands installed
-layers add (the FiftyOne extra's `demo`)."""
+"""The `faceqan` command line: score files (whole or in shards), merge shards, list models, evaluate scores
+(erc), and the commands installed layers add (the FiftyOne extra's `demo`)."""
 
 from __future__ import annotations
 
@@ -16,10 +16,14 @@ from .models.registry import DEFAULT_MODEL
 
 PLUGIN_COMMANDS = "faceqan.commands"  # entry point group of the subcommands other layers add (see pyproject.toml)
 
-SCORE_EXIT_CODES = ("exit status: 0 the output holds at least one score; 1 nothing could be scored (every file "
-                    "failed: see the error column); 2 refused before any work (bad usage, a setting, path, model "
-                    "or weights file; one line says what to do); 130 interrupted (with --out the scored files "
-                    "are kept: rerun with --resume)")
+SCORE_EXIT_CODES = ("exit status: 0 the output holds at least one score (or its shard has no file); 1 nothing "
+                    "could be scored (every file failed: see the error column); 2 refused before any work (bad "
+                    "usage, a setting, path, model or weights file; one line says what to do); 130 interrupted "
+                    "(with --out the scored files are kept: rerun with --resume)")
+
+MERGE_EXIT_CODES = ("exit status: 0 merged; 2 refused, nothing written (one line names the output and why: "
+                    "unfinished, made with other settings, model, weights or inputs, a shard given twice or "
+                    "missing)")
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, config_cls: type = FaceQANConfig) -> None:
@@ -61,12 +65,17 @@ def read_list(path: Path) -> list[str]:
 
 def checked_score_args(args: argparse.Namespace):
     """Every setting, path, model and weights file of `faceqan score`, checked before any image is read or
-    anything written: (config, prepare, output table or None, image paths, model)."""
+    anything written: (config, prepare, output table or None, the image paths to score, what the record says of
+    the shard (empty without --shard), model)."""
     from .align import FacePreparer, get_detector
     from .io import IMAGE_SUFFIXES, find_images
     from .models import get_entry, load_model
     from .output import ScoreTable
+    from .shards import parse_shard, shard_record, shard_slice
 
+    shard = parse_shard(args.shard) if args.shard is not None else None
+    if shard and not args.out:
+        raise ValueError("--shard needs --out: `faceqan merge` reads each shard's output and its record")
     config = config_from_args(args)
     if args.workers is not None and args.workers < 0:
         raise ValueError(f"--workers must be 0 or more, got {args.workers}")
@@ -85,19 +94,24 @@ def checked_score_args(args: argparse.Namespace):
         raise ValueError(f"no images found in {' '.join(map(str, inputs))} (looked for files ending in "
                          f"{', '.join(sorted(IMAGE_SUFFIXES))}, and for image content in files with no or "
                          "another suffix)")
+    scope = {}
+    if shard:
+        paths = sorted(paths)
+        scope = shard_record(paths, *shard)
+        paths = shard_slice(paths, *shard)
     if prepare.align != "never":
         get_detector(prepare.detector)  # a missing detector fails here, once, not as an error row per file
     model = load_model(args.model, weights=args.weights)
-    model.check_runs()
-    return config, prepare, table, paths, model
+    return config, prepare, table, paths, scope, model
 
 
 def cmd_score(args: argparse.Namespace) -> int:
     from .output import failed
     from .pipeline import iter_score_rows, rows_to_frame, score_settings
+    from .shards import INPUTS_KEY, SHARD_KEY
 
-    config, prepare, table, paths, model = checked_score_args(args)
-    settings = score_settings(model, config, prepare)
+    config, prepare, table, paths, scope, model = checked_score_args(args)
+    settings = {**score_settings(model, config, prepare), **scope}
     previous = table.previous(settings) if table else {}
     names = {str(p) for p in paths}
     retry = {path for path, rows in previous.items() if failed(rows) and path in names}
@@ -124,6 +138,8 @@ def cmd_score(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 130
     summary = f"{counts['scored']} scored, {counts['failed']} failed"
+    if scope:
+        summary = f"shard {scope[SHARD_KEY]} ({len(paths)} of {scope[INPUTS_KEY]['items']} files): {summary}"
     if table:
         frame = table.finish([str(p) for p in paths])
         summary += f"; {len(frame)} rows in {table.out}" + (f" (files kept from before: {len(kept)})" if kept else "")
@@ -131,7 +147,18 @@ def cmd_score(args: argparse.Namespace) -> int:
         frame = rows_to_frame(collected)
         frame.to_csv(sys.stdout, index=False)
     print(summary, file=sys.stderr)
-    return 0 if frame["quality"].notna().any() else 1
+    return 0 if frame.empty or frame["quality"].notna().any() else 1  # empty: a shard with no files
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    from .merge import merge_shards
+
+    frame = merge_shards([Path(p) for p in args.shards], Path(args.out))
+    failures = frame.loc[frame["error"].notna(), "path"].nunique()
+    retry = f" (retry them with `faceqan score <the same inputs> --out {args.out} --resume`)" if failures else ""
+    print(f"{len(args.shards)} shards merged: {frame['path'].nunique()} files, {failures} failed{retry}; "
+          f"{len(frame)} rows in {args.out}", file=sys.stderr)
+    return 0
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -178,12 +205,25 @@ def build_parser() -> argparse.ArgumentParser:
                                      "as they are scored")
     score.add_argument("--resume", action="store_true",
                        help="continue --out: keep its scored files, score the failed and missing ones (the "
-                            "settings must be those recorded with it)")
+                            "settings, and a shard's inputs, must be those recorded with it)")
+    score.add_argument("--shard", metavar="i/N",
+                       help="score only shard i of N (0 <= i < N; a SLURM array's $SLURM_ARRAY_TASK_ID/N): the "
+                            "input files, after expanding folders and --list, sorted by path and cut into N "
+                            "contiguous slices. Give every shard the same inputs and settings, each its own --out "
+                            "(required); `faceqan merge` joins them")
     score.add_argument("--workers", type=int, default=None, help="image decoding processes")
     score.add_argument("--quiet", action="store_true", help="no progress bar")
     add_face_arguments(score)
     add_config_arguments(score)
     score.set_defaults(func=cmd_score)
+
+    merge = commands.add_parser("merge", help="join the outputs of `faceqan score --shard i/N` into one table",
+                                description="Join the outputs of every shard of one `faceqan score --shard i/N` "
+                                            "run into the table an unsharded run writes (files sorted by path), "
+                                            "with its settings record.", epilog=MERGE_EXIT_CODES)
+    merge.add_argument("shards", nargs="+", help="the shard outputs (.csv or .parquet), in any order")
+    merge.add_argument("--out", required=True, help="merged table, .csv or .parquet (must not exist)")
+    merge.set_defaults(func=cmd_merge)
 
     models = commands.add_parser("models", help="list the registered FR models")
     models.set_defaults(func=cmd_models)

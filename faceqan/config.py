@@ -7,6 +7,7 @@ so a new field reaches them all (and, deciding the score unless declared otherwi
 
 from __future__ import annotations
 
+import functools
 import typing
 from dataclasses import dataclass, field, fields
 
@@ -128,6 +129,7 @@ class Setting:
         return "--" + self.name.replace("_", "-")
 
 
+@functools.cache  # a class's declaration does not change; the forms and the fingerprint ask often
 def settings(config_cls: type = FaceQANConfig) -> tuple[Setting, ...]:
     """The settings ``config_cls`` (FaceQANConfig or a dataclass extending it) declares, in field order."""
     hints = typing.get_type_hints(config_cls)

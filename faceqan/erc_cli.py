@@ -79,11 +79,11 @@ def build_comparisons(args: argparse.Namespace, paths: list[Path], embeddings: n
 
 
 def cmd_erc(args: argparse.Namespace) -> int:
-    from .baselines import embed_each
     from .metrics import evaluate
     from .metrics.threshold import kept_for_threshold
     from .models import load_model
     from .output import check_table_path, write_table
+    from .pipeline import embed_paths
     from .plots import save_png
 
     # Every input, output and setting is checked before the images are embedded (the slow part).
@@ -100,9 +100,8 @@ def cmd_erc(args: argparse.Namespace) -> int:
     frame = read_scores(Path(args.scores), columns)
     paths = [Path(args.paths_root or ".") / p for p in frame["path"]]
     model = load_model(args.model, weights=args.weights)
-    model.check_runs()
     print(f"embedding {len(paths)} images with {model.name}", file=sys.stderr)
-    embeddings = embed_each(paths, model)
+    embeddings = embed_paths(paths, model)
     found = [i for i, row in enumerate(embeddings) if row is not None]
     if len(found) < len(paths):
         print(f"dropping {len(paths) - len(found)} images without an embedding (unreadable or no face)",

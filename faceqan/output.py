@@ -55,6 +55,27 @@ def write_table(frame: pd.DataFrame, path: Path) -> None:
     os.replace(partial, path)
 
 
+def table_groups(path: Path) -> dict[str, list[dict]]:
+    """A finished table's rows by path, files in the table's order."""
+    rows = read_table(path).to_dict("records")
+    return {path: list(same) for path, same in groupby(rows, key=lambda row: row["path"])}
+
+
+def read_record(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def write_record(settings: dict, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(settings, indent=1, sort_keys=True) + "\n")
+
+
+def setting_changes(recorded: dict, settings: dict) -> list[str]:
+    """``"name old -> new"`` for every setting that differs, in name order."""
+    return [f"{key} {recorded.get(key)!r} -> {settings.get(key)!r}"
+            for key in sorted(set(recorded) | set(settings)) if recorded.get(key) != settings.get(key)]
+
+
 def failed(rows: list[dict]) -> bool:
     """Whether a file's rows record a failure (its error is text; a score's is empty, None or NaN)."""
     return any(isinstance(row.get("error"), str) and row["error"] for row in rows)
@@ -68,8 +89,8 @@ def _json(value):
 class ScoreTable:
     """``--out`` with its journal and its settings record."""
 
-    def __init__(self, out: Path):
-        check_table_path(out)
+    def __init__(self, out: Path, option: str = "--out"):
+        check_table_path(out, option)
         self.out = out
         self.journal = out.with_name(out.name + ".partial.jsonl")
         self.record = out.with_name(out.name + ".faceqan.json")
@@ -90,16 +111,11 @@ class ScoreTable:
         other settings."""
         if not (self.out.exists() or self.journal.exists()):
             return {}
-        recorded = json.loads(self.record.read_text())
-        changed = [f"{key} {recorded.get(key)!r} -> {settings.get(key)!r}"
-                   for key in sorted(set(recorded) | set(settings)) if recorded.get(key) != settings.get(key)]
+        changed = setting_changes(read_record(self.record), settings)
         if changed:
             raise OutputError(f"{self.out} was scored with other settings ({'; '.join(changed)}): give the same "
                               "settings to continue it, or use another --out")
-        groups = {}
-        if self.out.exists():
-            rows = read_table(self.out).to_dict("records")
-            groups = {path: list(same) for path, same in groupby(rows, key=lambda row: row["path"])}
+        groups = table_groups(self.out) if self.out.exists() else {}
         groups.update(self._journal_groups())
         return groups
 
@@ -115,8 +131,7 @@ class ScoreTable:
 
     def start(self, settings: dict, kept: dict[str, list[dict]]) -> None:
         """Records the settings and starts the journal with the rows kept from before."""
-        self.out.parent.mkdir(parents=True, exist_ok=True)
-        self.record.write_text(json.dumps(settings, indent=1, sort_keys=True) + "\n")
+        write_record(settings, self.record)
         fresh = self.journal.with_name(self.journal.name + ".writing")
         fresh.write_text("".join(json.dumps(rows, default=_json) + "\n" for rows in kept.values()))
         os.replace(fresh, self.journal)

@@ -1,4 +1,5 @@
-"""Scoring image files: decode in DataLoader workers, score in batches, one row per crop, errors kept."""
+"""From image files to the model: decode and prepare in DataLoader workers, then score in batches (one row per
+crop, errors kept) or embed (one embedding per file) — one read-and-prepare path for both."""
 
 from __future__ import annotations
 
@@ -8,11 +9,13 @@ from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from .aggregate import QualityScores
+from .align import FacePreparer
 from .config import FaceQANConfig
 from .engine import FaceQAN
 from .io import load_image
@@ -43,6 +46,16 @@ class _Files(Dataset):
             return path, [], f"{type(exc).__name__}: {exc}"
 
 
+def prepared_batches(paths: Sequence[str | Path], prepare: Prepare, batch_size: int, num_workers: int | None,
+                     cuda: bool) -> DataLoader:
+    """Batches of ``(path, crops, error)``, files in order, read and prepared in loader processes (by default
+    4 beside a GPU, 1 beside the CPU's own work); a file that fails has no crops and its error message."""
+    if num_workers is None:
+        num_workers = 4 if cuda else 1
+    return DataLoader(_Files([Path(p) for p in paths], prepare), batch_size=batch_size,
+                      num_workers=num_workers if len(paths) > 1 else 0, collate_fn=list)
+
+
 def _error_row(path: Path, info: dict, message: str) -> dict:
     row = {"path": str(path), **info}
     row.update({name: float("nan") for name in QualityScores.FIELDS})
@@ -56,12 +69,8 @@ def iter_score_rows(paths: Sequence[str | Path], model: FaceModel, config: FaceQ
     """Yield the rows of each loader batch as soon as it is scored (for chunked writes and resuming)."""
     scorer = FaceQAN(model, config)
     prepare = prepare or partial(whole_image, size=model.input_size)
-    if num_workers is None:
-        num_workers = 4 if scorer.cuda else 1
-    loader = DataLoader(_Files([Path(p) for p in paths], prepare), batch_size=scorer.batch_size,
-                        num_workers=num_workers if len(paths) > 1 else 0, collate_fn=list)
     bar = tqdm(total=len(paths), unit="img", desc=f"FaceQAN ({model.name})", disable=not progress)
-    for batch in loader:
+    for batch in prepared_batches(paths, prepare, scorer.batch_size, num_workers, scorer.cuda):
         rows, crops, owners = [], [], []
         for path, items, error in batch:
             if error is not None:
@@ -86,6 +95,34 @@ def iter_score_rows(paths: Sequence[str | Path], model: FaceModel, config: FaceQ
         bar.update(len(batch))
         yield rows
     bar.close()
+
+
+def embed_paths(paths: Sequence[str | Path], model: FaceModel, batch_size: int = 64,
+                on_progress: Callable[[int, int], None] | None = None) -> list[np.ndarray | None]:
+    """Raw (not normalised) float32 embeddings, one per path, in order; None where a file cannot be read or
+    shows no face. Files are prepared as `faceqan score` prepares them (FacePreparer.for_model's defaults):
+    crops of the model's input size as they are, any other image detected and aligned (largest face), so raw
+    photos are compared as the model expects."""
+    device = next(model.buffers()).device
+    out: list[np.ndarray | None] = []
+    with torch.inference_mode():
+        for batch in prepared_batches(paths, FacePreparer.for_model(model), batch_size, num_workers=None,
+                                      cuda=device.type == "cuda"):
+            crops = [items[0][1] for _, items, _ in batch if items]
+            vectors = iter(model(torch.stack(crops).to(device)).float().cpu().numpy() if crops else ())
+            out.extend(next(vectors) if items else None for _, items, _ in batch)
+            if on_progress:
+                on_progress(len(out), len(paths))
+    return out
+
+
+def embed_files(paths: Sequence[str | Path], model: FaceModel, batch_size: int = 64) -> np.ndarray:
+    """embed_paths for files that must all work (e.g. a benchmark's aligned crops): one row per path."""
+    rows = embed_paths(paths, model, batch_size)
+    failed = [str(p) for p, row in zip(paths, rows) if row is None]
+    if failed:
+        raise ValueError(f"no embedding for {len(failed)} file(s): {', '.join(failed[:5])}")
+    return np.stack(rows) if rows else np.empty((0, 0), dtype=np.float32)
 
 
 def rows_to_frame(rows: list[dict]):

@@ -7,7 +7,10 @@ shard ``i/N`` with ``0 <= i < N`` (a SLURM array's ``$SLURM_ARRAY_TASK_ID/N`` wi
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
+
+SHARD_KEY, INPUTS_KEY = "shard", "inputs"  # the keys shard_record adds to an output's record
 
 
 def check_shard(index: int, count: int) -> tuple[int, int]:
@@ -42,3 +45,11 @@ def shard_slice(items: Sequence, index: int, count: int) -> list:
     """The items of one shard, from items already in their stable order."""
     start, stop = shard_bounds(len(items), index, count)
     return list(items[start:stop])
+
+
+def shard_record(items: Sequence, index: int, count: int) -> dict:
+    """What an output of shard ``index``/``count`` records beside its settings: the shard, and the whole order
+    it was cut from (how many items, a hash of them in order), so a merge can tell the shards of one run."""
+    check_shard(index, count)
+    digest = hashlib.sha256("\n".join(map(str, items)).encode()).hexdigest()
+    return {SHARD_KEY: f"{index}/{count}", INPUTS_KEY: {"items": len(items), "sha256": digest}}

@@ -8,6 +8,11 @@ embedding field the evaluation created.
 
 Quality fields may come from another model than the comparisons (the paper's cross-model protocol).
 Samples without a quality value (failed scoring), identity or embedding are left out and counted.
+
+At scale (10^6 samples) the defaults keep an evaluation to minutes and a few GB: embeddings are read once
+into one float32 matrix, all mated pairs are compared but at most 10^7 non-mated pairs (a seeded sample
+when there are more), the identity bootstrap uses fewer resamples when the mated pairs are many, and the
+stored curves keep at most 2,000 points each.
 """
 
 from __future__ import annotations
@@ -20,10 +25,11 @@ import fiftyone as fo
 import fiftyone.core.brain as fob
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
 from faceqan import load_model
-from faceqan.baselines import embed_each
-from faceqan.metrics import PAUC_AT, Comparisons, bootstrap_pauc, evaluate, read_lfw_pairs
+from faceqan.pipeline import embed_paths
+from faceqan.metrics import PAUC_AT, Comparisons, bootstrap_pauc, count_non_mated, evaluate, read_lfw_pairs, thin
 from faceqan.models import DEFAULT_MODEL, list_models
 
 from .fields import validate_field_name
@@ -32,6 +38,10 @@ from .runs import FaceQANBrainConfig
 METHOD = "faceqan_evaluation"
 EMBED_BATCH = 32
 INTERVAL_AT = 0.2  # the discard limit whose normalised pAUC gets bootstrap intervals
+MAX_NON_MATED = 10**7  # default: compare at most this many non-mated pairs (a seeded sample when more exist)
+RESAMPLES = 1000  # default bootstrap resamples, fewer when resamples x mated pairs would exceed BOOTSTRAP_WORK
+BOOTSTRAP_WORK, MIN_RESAMPLES = 2 * 10**9, 200  # 10^7 mated pairs (10^6 images): 200 resamples, ~30 s
+CURVE_POINTS = 2000  # stored points per curve (exact at every 1/2000 of discard); summaries use every point
 NUMERIC_FIELDS = (fo.FloatField, fo.IntField)
 
 
@@ -189,7 +199,8 @@ def _check_params(eval_key, fmr, discard_limits, non_mated_sample, model, pairs)
         raise ValueError(f"discard_limits must be fractions in (0, 1], e.g. (0.1, 0.2, 0.4), got {discard_limits!r}")
     if non_mated_sample is not None and (isinstance(non_mated_sample, bool) or not isinstance(non_mated_sample, int)
                                          or non_mated_sample < 1):
-        raise ValueError(f"non_mated_sample must be a positive number of pairs or None (all), got {non_mated_sample!r}")
+        raise ValueError(f"non_mated_sample must be a positive number of pairs (the most to compare) or None (all), "
+                         f"got {non_mated_sample!r}")
     if model is not None and model not in {m.name for m in list_models()}:
         raise ValueError(f"unknown model {model!r}; available: {sorted(m.name for m in list_models())}")
     if pairs is not None and not Path(pairs).is_file():
@@ -240,7 +251,7 @@ def _ensure_embeddings(samples, field: str, model: str | None, eval_key: str, on
     if not dataset.has_sample_field(field):
         dataset.add_sample_field(field, fo.VectorField, info={"faceqan_model": model, "faceqan_eval_key": eval_key})
     ids, paths = todo.values(["id", "filepath"])
-    vectors = embed_each(paths, embedder, EMBED_BATCH, on_progress)
+    vectors = embed_paths(paths, embedder, EMBED_BATCH, on_progress)
     dataset.set_values(field, {i: v for i, v in zip(ids, vectors) if v is not None}, key_field="id")
     return sum(v is not None for v in vectors), stored or model
 
@@ -267,12 +278,11 @@ def _pair_indices(pairs, names: list[str]) -> tuple[list, list, int]:
     return out[0], out[1], dropped
 
 
-def _usable(quality: dict[str, np.ndarray], embeddings: list, identities: list | None) -> tuple[np.ndarray, dict]:
+def _usable(quality: dict[str, np.ndarray], ok_embedding: np.ndarray, identities: list | None) -> tuple[np.ndarray, dict]:
     """Rows with every quality value, an embedding and (when labels are used) an identity; and the counts
     of what is missing (a failed FaceQAN score is None)."""
     ok_quality = np.all([~np.isnan(q) for q in quality.values()], axis=0)
-    ok_embedding = np.array([v is not None for v in embeddings], dtype=bool)
-    ok_identity = np.array([v is not None for v in identities or embeddings], dtype=bool)
+    ok_identity = np.array([v is not None for v in identities], dtype=bool) if identities else ok_embedding
     keep = np.flatnonzero(ok_quality & ok_embedding & ok_identity)
     excluded = {"missing_quality": {f: int(np.isnan(q).sum()) for f, q in quality.items()},
                 "missing_embedding": int((~ok_embedding).sum()),
@@ -282,6 +292,25 @@ def _usable(quality: dict[str, np.ndarray], embeddings: list, identities: list |
         raise ValueError(f"only {len(keep)} of {len(ok_quality)} samples have every quality field, an embedding "
                          f"and an identity: nothing to compare ({excluded})")
     return keep, excluded
+
+
+def _matrix(vectors: list) -> tuple[np.ndarray, np.ndarray]:
+    """The stored vectors as one (samples, dims) float32 matrix (zero rows where a sample has none) and
+    which samples have one: a single array, not 10^6 small ones, for the comparisons."""
+    present = np.array([v is not None for v in vectors], dtype=bool)
+    dims = len(vectors[present.argmax()]) if present.any() else 0
+    matrix = np.zeros((len(vectors), dims), dtype=np.float32)
+    for i in np.flatnonzero(present):
+        matrix[i] = vectors[i]
+        vectors[i] = None  # freed as it is copied
+    return matrix, present
+
+
+def _resamples(resamples: int | None, mated: int) -> int:
+    """The bootstrap resamples to draw: as asked, or by default 1000, fewer when the mated pairs are many."""
+    if resamples is not None:
+        return resamples
+    return min(RESAMPLES, max(MIN_RESAMPLES, BOOTSTRAP_WORK // max(mated, 1)))
 
 
 def _quality_models(dataset, quality_fields: list[str]) -> dict[str, str | None]:
@@ -297,54 +326,76 @@ def _quality_models(dataset, quality_fields: list[str]) -> dict[str, str | None]
 def evaluate_quality(samples, quality_fields: Sequence[str], identity_field: str = "ground_truth",
                      model: str | None = DEFAULT_MODEL, embeddings_field: str | None = None, pairs: str | None = None,
                      fmr: float = 1e-3, discard_limits: Sequence[float] = PAUC_AT, eval_key: str = "faceqan_eval",
-                     non_mated_sample: int | None = None, seed: int = 0, resamples: int = 1000,
-                     on_progress: Callable[[int, int], None] | None = None) -> FaceQANEvaluationResults:
+                     non_mated_sample: int | None = MAX_NON_MATED, seed: int = 0, resamples: int | None = None,
+                     on_progress: Callable[[int, int], None] | None = None,
+                     progress: bool = True) -> FaceQANEvaluationResults:
     """Evaluate quality fields against the comparisons of ``model``'s embeddings; store the run as ``eval_key``.
 
     Comparisons come from ``pairs`` (an LFW-style protocol file, images matched by file name) or else from
-    the identity labels: all mated pairs, all non-mated pairs or a seeded sample of ``non_mated_sample``.
+    the identity labels: all mated pairs, and at most ``non_mated_sample`` non-mated pairs (10^7 by default):
+    a seeded uniform sample of that many when there are more (10^5 samples have 5x10^9), all of them when
+    there are not; ``None`` compares all of them, however many. ``info["non_mated_sampled"]`` says which.
     ``model=None`` with ``embeddings_field`` uses precomputed embeddings only. Rerunning a key replaces it.
-    With identity labels, ``resamples`` identity-bootstrap resamples (seeded by ``seed``; 0: none) give the
-    results' ``intervals`` and ``differences``.
+    With identity labels, ``resamples`` identity-bootstrap resamples (seeded by ``seed``; 0: none; by
+    default 1000, down to 200 when there are more than 2x10^6 mated pairs) give the results' ``intervals``
+    and ``differences``. ``on_progress(done, total)`` follows the embedding of images; ``progress`` shows
+    the stages of the evaluation on the console.
     """
     dataset = samples._root_dataset
     fields = _check_quality_fields(samples, quality_fields)
     limits = _check_params(eval_key, fmr, discard_limits, non_mated_sample, model, pairs)
-    if isinstance(resamples, bool) or not isinstance(resamples, int) or resamples < 0:
-        raise ValueError(f"resamples must be a number of bootstrap resamples >= 0 (0: no intervals), got {resamples!r}")
+    if resamples is not None and (isinstance(resamples, bool) or not isinstance(resamples, int) or resamples < 0):
+        raise ValueError(f"resamples must be a number of bootstrap resamples >= 0 (0: no intervals) or None "
+                         f"(the default), got {resamples!r}")
     identity = None if pairs is not None else _identity_path(samples, identity_field)
     _check_key_free(dataset, eval_key)
     field = embeddings_field_name(eval_key, embeddings_field)
 
     computed, model = _ensure_embeddings(samples, field, model, eval_key, on_progress)
-    columns = ["filepath", field, *fields] + ([identity] if identity else [])
-    values = dict(zip(columns, samples.values(columns)))
+    stages = tqdm(total=4, desc="FaceQAN evaluation", unit="stage", disable=not progress)
+    stages.set_postfix_str("reading the samples")
+    columns = ["filepath", *fields] + ([identity] if identity else [])
+    values = dict(zip([*columns, field], samples.values([*columns, field])))
+    matrix, has_embedding = _matrix(values.pop(field))
     quality = {f: np.array([np.nan if v is None else v for v in values[f]], dtype=np.float64) for f in fields}
-    keep, excluded = _usable(quality, values[field], values[identity] if identity else None)
+    keep, excluded = _usable(quality, has_embedding, values[identity] if identity else None)
+    embeddings = matrix if len(keep) == len(matrix) else matrix[keep]
+    del matrix
+    stages.update()
 
-    embeddings = np.stack([values[field][i] for i in keep])
-    pairs_dropped = 0
+    stages.set_postfix_str("comparing")
+    pairs_dropped, sampled = 0, False
     if pairs is not None:
         mated, non_mated, pairs_dropped = _pair_indices(pairs, [Path(values["filepath"][i]).name for i in keep])
         comparisons = Comparisons.from_pairs(embeddings, mated, non_mated)
     else:
-        labels = [values[identity][i] for i in keep]
-        comparisons = Comparisons.from_labels(embeddings, labels, non_mated_sample, seed)
+        labels = np.unique(np.asarray([values[identity][i] for i in keep]), return_inverse=True)[1].ravel()
+        sampled = non_mated_sample is not None and non_mated_sample < count_non_mated(labels)
+        comparisons = Comparisons.from_labels(embeddings, labels, non_mated_sample if sampled else None, seed)
+    del embeddings
+    stages.update()
+
+    stages.set_postfix_str("curves")
     kept = {f: q[keep] for f, q in quality.items()}
     evaluation = evaluate(comparisons, kept, fmr=fmr, pauc_at=limits)
+    stages.update()
+    stages.set_postfix_str("bootstrap")
     intervals = differences = None
+    resamples = _resamples(resamples, evaluation.n_mated)
     if pairs is None and resamples:
         intervals, differences = _intervals(comparisons, kept, labels, evaluation.tau, resamples, seed)
+    stages.update()
+    stages.close()
 
     config = FaceQANEvaluationConfig(fields, identity_field if identity else None, model, field, pairs and str(pairs),
                                      fmr, limits, non_mated_sample, seed, resamples)
     info = {"eval_key": eval_key, "model": model, "embeddings_field": field, "quality_models":
-            _quality_models(dataset, fields), "n_samples": len(values[field]), "n_evaluated": int(len(keep)),
+            _quality_models(dataset, fields), "n_samples": len(has_embedding), "n_evaluated": int(len(keep)),
             "excluded": excluded, "pairs_dropped": pairs_dropped, "n_mated": evaluation.n_mated,
-            "n_non_mated": evaluation.n_non_mated, "tau": evaluation.tau, "fmr": fmr,
+            "n_non_mated": evaluation.n_non_mated, "non_mated_sampled": sampled, "tau": evaluation.tau, "fmr": fmr,
             "embeddings_computed": computed}
-    results = FaceQANEvaluationResults(samples, config, eval_key, evaluation.curves, evaluation.summary, info,
-                                       intervals, differences)
+    results = FaceQANEvaluationResults(samples, config, eval_key, thin(evaluation.curves, CURVE_POINTS),
+                                       evaluation.summary, info, intervals, differences)
     _release_old_field(dataset, eval_key, field)
     FaceQANEvaluation(config).register_run(samples, eval_key, overwrite=True, cleanup=False)
     FaceQANEvaluation(config).save_run_results(samples, eval_key, results)

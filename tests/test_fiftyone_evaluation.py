@@ -27,8 +27,9 @@ def lfw_files():
 @pytest.fixture(scope="module")
 def reference(lfw_files):
     """What the evaluation must reproduce, computed without FiftyOne: SFace embeddings and baselines."""
-    from faceqan.baselines import embed_files, random_quality, sharpness
+    from faceqan.baselines import random_quality, sharpness
     from faceqan.models import load_model
+    from faceqan.pipeline import embed_files
 
     paths = [str(p) for p in lfw_files]
     return {"embeddings": embed_files(paths, load_model("sface")),

@@ -41,7 +41,8 @@ class ModelEntry:
         return True
 
     def load(self, weights: str | Path | None = None) -> FaceModel:
-        """The frozen model; ``weights`` overrides the default file (its checksum is recorded)."""
+        """The frozen model, checked to embed a crop; ``weights`` overrides the default file (its checksum is
+        recorded)."""
         if weights is None:
             path = self.locate()
             digest = verify_sha256(path, self.sha256) if self.sha256 else sha256_file(path)
@@ -50,7 +51,9 @@ class ModelEntry:
             if not path.is_file():
                 raise ModelFileError(f"weights file {path} does not exist")
             digest = sha256_file(path)
-        return FaceModel(self.build(path), self.preprocessing, name=self.name, sha256=digest)
+        model = FaceModel(self.build(path), self.preprocessing, name=self.name, sha256=digest)
+        model.check_runs()
+        return model
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
