@@ -1,4 +1,4 @@
-"""Detection + alignment on raw LFW photos, judged by SFace against the reference 112 crops.
+"""Detection + alignment on raw LFW photos, judged by an FR model (SFace by default) against the reference 112 crops.
 
 For the 807 raw 250x250 photos of LFW fold 1 (../shared/data/lfw-raw-fold1): the share with a face found,
 the SFace cosine between our aligned crop and the reference crop of the same file (lfw-112), and the
@@ -12,7 +12,7 @@ reference crops give eyes at x ~30 and ~65 instead of 38.3 and 73.5). So the cro
 twice: for our ArcFace-aligned crops (what the product gives models) and, as a check of the landmarks
 themselves, for the same landmarks aligned to the reference's convention (ArcFace shifted 8 px left).
 
-    python benchmarks/align_lfw.py [--faces central|largest|confident] [--min-confidence 0.6]
+    python benchmarks/align_lfw.py [--model sface] [--faces central|largest|confident] [--min-confidence 0.6]
 """
 
 from __future__ import annotations
@@ -77,11 +77,12 @@ def main() -> None:
     parser.add_argument("--faces", choices=FACE_POLICIES[:-1], default="central")
     parser.add_argument("--min-confidence", type=float, default=FacePreparer.min_confidence)
     parser.add_argument("--detector", default=FacePreparer.detector)
+    parser.add_argument("--model", default="sface", help="the FR model that embeds the crops (cosine of its embeddings)")
     args = parser.parse_args()
     if not (RAW / "pairs_fold1.txt").is_file():
         raise SystemExit(f"raw LFW photos not found at {RAW} (see ../shared/data/README.md)")
 
-    model = load_model("sface")
+    model = load_model(args.model)
     prepare = FacePreparer.for_model(model, align="always", faces=args.faces, min_confidence=args.min_confidence,
                                      detector=args.detector)
     files = sorted(p.relative_to(RAW).as_posix() for p in RAW.glob("*/*.jpg"))
@@ -94,7 +95,7 @@ def main() -> None:
         except ValueError as exc:
             failures[rel] = str(exc)
     seconds = time.perf_counter() - start
-    print(f"detector {args.detector}, faces={args.faces}, min_confidence={args.min_confidence}")
+    print(f"model {model.name}, detector {args.detector}, faces={args.faces}, min_confidence={args.min_confidence}")
     print(f"face found: {len(crops)}/{len(files)} = {100 * len(crops) / len(files):.2f} % "
           f"({1000 * seconds / len(files):.1f} ms/image detect+align)")
     for rel, message in failures.items():
@@ -107,7 +108,7 @@ def main() -> None:
     as_reference = embed(model, [align(read_image(RAW / r), landmarks[r], (112, 112), shifted) for r in found])
     for name, table in (("ArcFace template", ours), ("reference convention", dict(zip(found, as_reference)))):
         agreement = np.array([float(table[r] @ reference[r]) for r in found])
-        print(f"SFace cosine, our crop ({name}) vs reference crop: median {np.median(agreement):.4f}, "
+        print(f"{model.name} cosine, our crop ({name}) vs reference crop: median {np.median(agreement):.4f}, "
               f"5th percentile {np.percentile(agreement, 5):.4f}, min {agreement.min():.4f}")
 
     pairs = read_pairs(RAW / "pairs_fold1.txt")

@@ -32,15 +32,17 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import erc_sets  # noqa: E402
-from faceqan.baselines import baseline_qualities, embed_files  # noqa: E402
+from faceqan.baselines import baseline_qualities  # noqa: E402
 from faceqan.metrics import Comparisons, bootstrap_pauc, evaluate  # noqa: E402
 from faceqan.models import ModelFileError, load_model  # noqa: E402
+from faceqan.pipeline import embed_files  # noqa: E402
 from faceqan.plots import save_png  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 SUBSET = HERE.parent.parent / "shared" / "data" / "lfw-112" / "erc_subset.txt"
 FACEQAN = "FaceQAN (sface)"
+BY_KIND_MEASURES = (FACEQAN, "q_adv only", "symmetry only", "embedding norm (sface)", "sharpness")
 COLUMNS = ["fnmr_0", "fnmr_10", "fnmr_20", "fnmr_40", "pauc_20", "pauc_20_norm", "pauc_40", "pauc_40_norm"]
 
 
@@ -79,6 +81,7 @@ class ImageSet:
     scores: pd.DataFrame
     files: list[Path]
     embedding_cache: Path  # prefix of the per-model embedding caches
+    kinds: np.ndarray | None = None  # the degradation kind of each row ("none": undegraded), cross-quality set only
 
 
 def reference_set(listing: Path, cached_only: bool) -> ImageSet:
@@ -113,7 +116,13 @@ def pipeline_set(name: str, cached_only: bool) -> ImageSet:
     scores = scores.iloc[np.argsort([k.split("/", 1)[1] for k in scores.index], kind="stable")]
     print(f"{name}: {len(scores)} images of {len({k.split('/')[0] for k in keys})} identities with every score "
           f"({len(missing)} identities left out), {len(swapped)} degraded")
-    return ImageSet(f"lfw_erc_{name}", scores, [erc_sets.CACHE / k for k in scores.index], erc_sets.CACHE / "lfw_erc")
+    kinds = None
+    if name == "degraded":
+        recorded = pd.read_csv(RESULTS / "lfw_erc_degradations.csv").set_index("path")["kind"]
+        kinds = np.array([recorded[k.split("/", 1)[1]] if k.startswith(erc_sets.DEGRADED.name) else "none"
+                          for k in scores.index])
+    return ImageSet(f"lfw_erc_{name}", scores, [erc_sets.CACHE / k for k in scores.index], erc_sets.CACHE / "lfw_erc",
+                    kinds)
 
 
 def run_lfw(images: ImageSet, models: list[str], fmr: float, resamples: int) -> None:
@@ -126,7 +135,7 @@ def run_lfw(images: ImageSet, models: list[str], fmr: float, resamples: int) -> 
     qualities = {FACEQAN: images.scores["quality"].to_numpy(float)}
     baselines = baseline_qualities(files, images.scores, embeddings("sface"), seed=0)
     qualities.update({"embedding norm (sface)" if k == "embedding norm" else k: v for k, v in baselines.items()})
-    summaries, curves, differences = [], [], []
+    summaries, curves, differences, kinds = [], [], [], []
     for model_name in models:
         try:
             emb = embeddings(model_name)
@@ -152,6 +161,8 @@ def run_lfw(images: ImageSet, models: list[str], fmr: float, resamples: int) -> 
         differences += [{"model": model_name, "measure": m, **dict(zip(("difference", "lo", "hi"),
                                                                         boot.difference(FACEQAN, m)))}
                         for m in qualities if m != FACEQAN]
+        if images.kinds is not None:
+            kinds.append(by_kind(images.kinds, comparisons.mated, result.tau, qualities).assign(model=model_name))
     if not summaries:
         raise SystemExit("no comparison model could be loaded")
     table = pd.concat(summaries, ignore_index=True)
@@ -164,6 +175,31 @@ def run_lfw(images: ImageSet, models: list[str], fmr: float, resamples: int) -> 
         print(f"\n{FACEQAN} minus each measure, pauc_20_norm (95 % interval; below 0: FaceQAN better):")
         print(pd.DataFrame(differences).to_string(index=False, float_format="%.4f"))
     print("\n" + markdown(table))
+    if kinds:
+        frame = pd.concat(kinds, ignore_index=True)
+        frame.to_csv(RESULTS / f"{images.table}_by_kind.csv", index=False)
+        print("\nPer degradation kind: faces, the share of their mated comparisons that fail at tau, and the share of"
+              "\nthem among the 20 % each measure would discard first:")
+        print(frame.to_string(index=False, float_format="%.3f"))
+
+
+def by_kind(kinds: np.ndarray, mated, tau: float, qualities: dict[str, np.ndarray],
+            discard: float = 0.2) -> pd.DataFrame:
+    """Per degradation kind ("none" for undegraded faces): how often its faces' mated comparisons fail, and
+    which share of them each measure puts among the worst ``discard`` of all faces: a measure that helps
+    curation discards the kinds that fail, not those the comparison model copes with."""
+    failed = mated.score <= tau  # a comparison matches above tau (as fnmr_0 counts)
+    pairs = np.concatenate([mated.a, mated.b])
+    fails = np.bincount(pairs, weights=np.concatenate([failed, failed]), minlength=len(kinds))
+    totals = np.bincount(pairs, minlength=len(kinds))
+    worst = {name: q <= np.quantile(q, discard) for name, q in qualities.items() if name in BY_KIND_MEASURES}
+    rows = []
+    for kind in sorted(set(kinds)):
+        mine = kinds == kind
+        rows.append({"kind": kind, "faces": int(mine.sum()),
+                     "fnmr_of_its_pairs": fails[mine].sum() / max(totals[mine].sum(), 1),
+                     **{f"in_worst_{round(100 * discard)}pc: {name}": w[mine].mean() for name, w in worst.items()}})
+    return pd.DataFrame(rows)
 
 
 def markdown(table: pd.DataFrame) -> str:

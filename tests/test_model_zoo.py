@@ -60,6 +60,29 @@ def test_dlib_distances_follow_dlibs_0_6_rule_on_lfw_pairs():
     assert (mated < 0.6).float().mean() >= 0.75 and (non_mated > 0.6).float().mean() >= 0.75
 
 
+def test_dlib_chip_warp_puts_the_eyes_where_dlibs_chips_have_them():
+    """The warp turns the ArcFace crops every model gets (raw LFW photos aligned as `faceqan score` does) into
+    dlib's 150 chips: YuNet, run on the warped chips, finds the eyes where dlib's chip template puts them (the
+    eye corners' midpoints of get_face_chip_details' 5-point template, padding 0.25), to a few pixels."""
+    from faceqan.align import FacePreparer, detect
+    from faceqan.models.dlib_resnet import ChipWarp
+    from lfw_data import DATA
+
+    raw = sorted((DATA / "lfw-raw-fold1").glob("*/*.jpg"))[::100]
+    if not raw:
+        pytest.skip("raw LFW photos not found (see ../shared/data/README.md)")
+    prepare = FacePreparer.for_model(load_model("sface"))
+    crops = torch.stack([prepare(path)[0][1] for path in raw])
+    chips = (ChipWarp(fill=(0.0, 0.0, 0.0))(crops) * 255).round().byte().permute(0, 2, 3, 1).numpy()
+    corners = (torch.tensor([[0.8595674595992, 0.2134981538014], [0.6460604764104, 0.2289674387677],
+                             [0.1205750620789, 0.2137274526848], [0.3340850613712, 0.2290642403242]]) + 0.25) / 1.5 * 150
+    expected = torch.stack([corners[2:].mean(0), corners[:2].mean(0)])  # image-left eye, then image-right
+    offsets = torch.stack([torch.as_tensor(detect(chip)[0].landmarks[:2], dtype=torch.float32) - expected
+                           for chip in chips])
+    bias = offsets.mean(0).norm(dim=1)  # per eye; the warp fitted to the lfw-112 layout was 10-12 px off
+    assert len(chips) == 9 and (bias < 3.0).all(), offsets.mean(0)
+
+
 def test_dlib_file_holds_the_face_recognition_resnet():
     input_layer, layers = read_dlib_network(get_entry("dlib-resnet").locate())
     kinds = [layer["kind"] for layer in layers]
