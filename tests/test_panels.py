@@ -57,6 +57,7 @@ class AppPanel:
         self.dataset, self.stages = dataset, list(stages or [])
         self.state, self.data, self.output, self.triggered = {}, {}, None, []
         self.hold_views, self.held = False, []  # hold_views: set_view requests wait in held (a slow App)
+        self.ctx = None
 
     def event(self, method, **params):
         from fiftyone.operators.executor import ExecutionContext, Executor
@@ -64,7 +65,7 @@ class AppPanel:
         request = {"dataset_name": self.dataset.name, "view": copy.deepcopy(self.stages),
                    "params": {"panel_id": "panel-1", "panel_state": copy.deepcopy(self.state),
                               "__method__": method, **params}}
-        ctx = ExecutionContext(request_params=request, executor=Executor())
+        ctx = self.ctx = ExecutionContext(request_params=request, executor=Executor())
         self.operator.execute(ctx)
         view_changed = False
         for request in ctx.executor._requests:
@@ -105,6 +106,10 @@ class AppPanel:
 
     def properties(self):
         return self.output["type"]["properties"]
+
+    def model(self) -> dict:
+        """The rejection panel's model, as the last event left it in the execution store."""
+        return self.ctx.store("faceqan_rejection_model").get("panel-1")
 
 
 # --- rejection logic ------------------------------------------------------------------------------------
@@ -160,8 +165,60 @@ def test_parse_rejection_recovers_the_stage_and_the_users_view(faces):
         found = parse_rejection(view)
         assert (found.field, found.threshold, found.mode) == (field, 1234.5, mode)
         assert found.base._serialize(include_uuids=False) == users._serialize(include_uuids=False)
-    plain = parse_rejection(users.match({"sharpness": {"$gte": 3}}))
+    plain = parse_rejection(users.match({"sharpness": {"$gte": 3}}))  # the user's own match stays the user's
     assert plain.mode == "all" and plain.field is None
+
+
+def test_parse_rejection_reads_the_expr_stages_of_saved_views(faces):
+    """Views saved by earlier versions hold ``$expr`` matches; they still parse, and a new threshold replaces them."""
+    import fiftyone as fo
+    from fiftyone import ViewField as F
+    from fiftyone_faceqan.rejection import parse_rejection
+
+    for stage, mode in ((fo.Match(F("sharpness") >= 2.5), "kept"), (fo.Match(~(F("sharpness") >= 2.5)), "rejected")):
+        faces.save_view("old form", faces.sort_by("random_q").add_stage(stage), overwrite=True)
+        found = parse_rejection(faces.load_saved_view("old form"))
+        assert (found.field, found.threshold, found.mode) == ("sharpness", 2.5, mode)
+        assert [type(s).__name__ for s in found.base._stages] == ["SortBy"]
+    faces.delete_saved_views()
+
+
+def test_indexed_and_loaded_scores_agree_with_a_direct_count(fo_dataset):
+    """The index path (a whole dataset with an index on the field) and the in-memory path give the same
+    distribution, equal to counting by hand, on scores with many ties, unscored samples and NaN."""
+    import fiftyone as fo
+    from fiftyone_faceqan.rejection import (_IndexedScores, distribution, sorted_scores, summarize,
+                                            threshold_for_rate)
+
+    rng = np.random.default_rng(3)
+    values = [None if i % 13 == 0 else float(rng.integers(0, 12)) / 4 for i in range(150)] + [float("nan")]
+    fo_dataset.add_samples([fo.Sample(filepath=f"/faces/{i}.jpg", q=v) for i, v in enumerate(values)])
+    loaded = distribution(fo_dataset, "q", steps=20, bins=7)
+    fo_dataset.create_index("q")
+    assert isinstance(sorted_scores(fo_dataset, "q"), _IndexedScores)
+    assert distribution(fo_dataset, "q", steps=20, bins=7) == loaded
+
+    scored = np.array([v for v in values if v is not None and v == v])
+    assert (loaded.scored, loaded.unscored) == (len(scored), len(values) - len(scored))
+    for i, (threshold, rejected) in enumerate(zip(loaded.thresholds, loaded.rejected)):
+        assert threshold == threshold_for_rate(scored, i / 20) and rejected == np.sum(scored < threshold)
+    assert loaded.counts == np.histogram(scored, bins=loaded.edges)[0].tolist()
+    assert summarize(fo_dataset, "q", 1.1).rejected == summarize(fo_dataset.limit(10 ** 6), "q", 1.1).rejected \
+        == np.sum(scored < 1.1)
+
+
+def test_the_kept_and_rejected_stages_use_the_fields_index(faces):
+    from fiftyone_faceqan.rejection import rejection_view
+
+    faces.create_index("random_q")
+    try:
+        for mode in ("kept", "rejected"):
+            pipeline = rejection_view(faces, "random_q", 0.5, mode)._pipeline()
+            plan = faces._sample_collection.database.command("aggregate", faces._sample_collection_name,
+                                                             pipeline=pipeline, explain=True)
+            assert "IXSCAN" in str(plan) and "random_q_1" in str(plan), mode
+    finally:
+        faces.drop_index("random_q")
 
 
 def test_tag_follows_the_threshold_and_kept_view_is_saved(faces):
@@ -183,7 +240,7 @@ def test_fnmr_at_threshold_matches_a_direct_count(faces):
     from itertools import combinations
 
     from fiftyone_faceqan.evaluation import load_evaluation
-    from fiftyone_faceqan.rejection import fnmr_at_threshold
+    from fiftyone_faceqan.rejection import fnmr_at_thresholds
 
     results = load_evaluation(faces, "eval_a")
     scored = faces.exists("sharpness")
@@ -192,13 +249,13 @@ def test_fnmr_at_threshold_matches_a_direct_count(faces):
     labels, q = scored.values("ground_truth.label"), np.array(scored.values("sharpness"))
     mated = [(a, b) for a, b in combinations(range(len(labels)), 2) if labels[a] == labels[b]]
     tau = results.info["tau"]
-    for threshold in np.quantile(q, [0.0, 0.3, 0.6]):
+    thresholds = np.quantile(q, [0.0, 0.3, 0.6])
+    for threshold, point in zip(thresholds, fnmr_at_thresholds(results.curves, "sharpness", thresholds)):
         left = [(a, b) for a, b in mated if min(q[a], q[b]) >= threshold]
         expected = np.mean([emb[a] @ emb[b] <= tau for a, b in left])
-        point = fnmr_at_threshold(results.curves, "sharpness", threshold)
         assert point["fnmr"] == pytest.approx(expected, abs=1e-9)
         assert point["discarded"] == pytest.approx(1 - len(left) / len(mated))
-    assert fnmr_at_threshold(results.curves, "unknown", 0.5) is None
+    assert fnmr_at_thresholds(results.curves, "unknown", [0.5]) is None
 
 
 # --- rejection panel ------------------------------------------------------------------------------------
@@ -206,33 +263,36 @@ def test_fnmr_at_threshold_matches_a_direct_count(faces):
 def test_rejection_panel_slider_buttons_and_reload(faces):
     panel = AppPanel("faceqan_rejection", faces)
     panel.event("on_load")
-    assert panel.state["mode"] == "all" and "sharpness" in panel.state["fields"]
+    model = panel.model()
+    assert model["mode"] == "all" and "sharpness" in model["fields"]
     panel.change("field", "sharpness", "on_change_field")
-    assert panel.state["summary"]["rejected"] == round(0.1 * (COUNT - 1))
+    assert panel.model()["rejected"] == round(0.1 * (COUNT - 1)) and panel.state["rate"] == 0.1
     assert sum(panel.data["histogram"][0]["y"]) == COUNT - 1
 
-    panel.change("rate", 31.3, "on_change_rate")  # rounded to the slider step, then to what ties allow
-    assert panel.state["summary"]["rejected"] == round(0.315 * (COUNT - 1))
+    panel.change("rate", 0.313, "on_change_rate")  # rounded to the slider step, then to what ties allow
+    model = panel.model()
+    assert model["rate"] == panel.state["rate"] == 0.31 and model["rejected"] == round(0.31 * (COUNT - 1))
     assert panel.stages == []  # the grid is not filtered until asked
-    assert panel.state["fnmr"]["eval_key"] == "eval_a"
+    assert model["fnmr"]["eval_key"] == "eval_a"
 
     panel.event("show_kept")
-    assert panel.state["mode"] == "kept" and len(panel.view()) == panel.state["summary"]["kept"]
-    before = len(panel.view())
-    panel.change("rate", 60, "on_change_rate")  # while filtered, the grid follows the slider
-    assert len(panel.view()) == panel.state["summary"]["kept"] < before
-    threshold = panel.state["cut"]
-    assert min(panel.view().values("sharpness")) >= threshold
+    kept = COUNT - 1 - panel.model()["rejected"]
+    assert panel.model()["mode"] == "kept" and len(panel.view()) == kept
+    panel.change("rate", 0.6, "on_change_rate")  # while filtered, the grid follows the slider
+    model = panel.model()
+    assert len(panel.view()) == COUNT - 1 - model["rejected"] < kept
+    assert min(panel.view().values("sharpness")) >= model["threshold"]
 
     reloaded = AppPanel("faceqan_rejection", faces, stages=panel.stages)  # browser reload: state is gone
     reloaded.event("on_load")
-    assert (reloaded.state["field"], reloaded.state["cut"], reloaded.state["mode"]) == \
-        ("sharpness", threshold, "kept")
+    assert {k: reloaded.model()[k] for k in ("field", "threshold", "mode", "rejected")} == \
+        {k: model[k] for k in ("field", "threshold", "mode", "rejected")}
+    assert reloaded.state["rate"] == round(model["rejected"] / (COUNT - 1), 2)  # the slider at the share
 
     panel.event("show_rejected")
-    assert len(panel.view()) == panel.state["summary"]["rejected"] + 1
+    assert len(panel.view()) == panel.model()["rejected"] + 1
     panel.event("show_all")
-    assert panel.stages == [] and panel.state["mode"] == "all"
+    assert panel.stages == [] and panel.model()["mode"] == "all"
 
 
 def test_rejection_panel_ignores_the_apps_late_and_repeated_events(faces):
@@ -244,40 +304,61 @@ def test_rejection_panel_ignores_the_apps_late_and_repeated_events(faces):
     panel.event("on_load")
     panel.change("field", "sharpness", "on_change_field")
     panel.event("show_kept")
-    old_stages, old_state = copy.deepcopy(panel.stages), copy.deepcopy(panel.state)
+    old_stages, old_state, old_model = copy.deepcopy(panel.stages), copy.deepcopy(panel.state), panel.model()
 
     panel.hold_views = True
-    panel.change("rate", 60, "on_change_rate")
-    model = copy.deepcopy(panel.state)
-    assert len(panel.held) == 1 and model["cut"] > old_state["cut"]
-    shown = f"rejects **{model['summary']['rejected']} of {COUNT - 1}**"
+    panel.change("rate", 0.6, "on_change_rate")
+    state, model = copy.deepcopy(panel.state), panel.model()
+    assert len(panel.held) == 1 and model["threshold"] > old_model["threshold"]
+    shown = f"rejects **{model['rejected']} of {COUNT - 1}**"
 
-    for method, state, value in (("on_change_view", old_state, old_stages),  # from before the set_view
-                                 ("on_change_rate", model, 60),               # the slider's value again
-                                 ("on_change_rate", old_state, 60)):          # ... with the older state
-        panel.state, count = copy.deepcopy(state), len(panel.triggered)
+    for method, app_state, value in (("on_change_view", old_state, old_stages),  # from before the set_view
+                                     ("on_change_rate", state, 0.6),               # the slider's value again
+                                     ("on_change_rate", old_state, 0.6)):          # ... with the older state
+        panel.state, count = copy.deepcopy(app_state), len(panel.triggered)
         panel.event(method, value=value)
         assert [name for name, _ in panel.triggered[count:]] == ["show_panel_output"], method
         assert shown in panel.properties()["summary_text"]["default"], method  # the model, not the state
-    assert panel.held and panel.stages == old_stages
+    assert panel.held and panel.stages == old_stages and panel.model() == model
 
-    panel.state = model
-    panel.release()
-    assert (panel.state["cut"], panel.state["mode"], panel.state["rate"]) == (model["cut"], "kept", 60)
-    assert len(panel.view()) == model["summary"]["kept"] < len(faces) - old_state["summary"]["rejected"]
+    panel.state = state
+    count = len(panel.triggered)
+    panel.release()  # the echo of the panel's own set_view: nothing to recompute, nothing to send
+    assert [name for name, _ in panel.triggered[count:]] == ["show_panel_output"]
+    after = panel.model()
+    assert (after["threshold"], after["mode"], after["rate"], after["source"]) == \
+        (model["threshold"], "kept", 0.6, model["source"])
+    assert len(panel.view()) == COUNT - 1 - model["rejected"] < COUNT - 1 - old_model["rejected"]
+
+
+def test_rejection_panel_follows_a_view_the_user_edits(faces):
+    """A rejection stage the user writes into the view (here: another threshold) wins over the model."""
+    from fiftyone_faceqan.rejection import rejection_view
+
+    panel = AppPanel("faceqan_rejection", faces)
+    panel.event("on_load")
+    panel.change("field", "sharpness", "on_change_field")
+    threshold = float(np.median(faces.exists("sharpness").values("sharpness")))
+    panel.stages = rejection_view(faces, "sharpness", threshold, "rejected")._serialize()
+    panel.event("on_change_view", value=panel.stages)
+    model = panel.model()
+    assert (model["threshold"], model["mode"]) == (threshold, "rejected")
+    assert model["rejected"] == sum(v < threshold for v in faces.exists("sharpness").values("sharpness"))
+    assert panel.state["rate"] == round(model["rejected"] / (COUNT - 1), 2)
 
 
 def test_rejection_panel_tags_and_saves(faces):
     panel = AppPanel("faceqan_rejection", faces)
     panel.event("on_load")
     panel.change("field", "sharpness", "on_change_field")
-    panel.change("rate", 50, "on_change_rate")
+    panel.change("rate", 0.5, "on_change_rate")
+    rejected = panel.model()["rejected"]
     try:
         panel.event("tag")
-        assert faces.count_sample_tags()[TAG] == panel.state["summary"]["rejected"] + 1
+        assert faces.count_sample_tags()[TAG] == rejected + 1
         panel.change("view_name", "kept faces", "on_change_view_name")
         panel.event("save")
-        assert len(faces.load_saved_view("kept faces")) == panel.state["summary"]["kept"]
+        assert len(faces.load_saved_view("kept faces")) == COUNT - 1 - rejected
         assert ("reload_dataset", {}) in panel.triggered
     finally:
         faces.untag_samples(TAG)
@@ -288,11 +369,24 @@ def test_rejection_panel_renders_slider_plot_and_buttons(faces):
     panel = AppPanel("faceqan_rejection", faces)
     panel.event("on_load")
     props = panel.properties()
-    assert props["rate"]["view"]["name"] == "SliderView"
+    assert props["rate"]["view"]["name"] == "SliderView" and props["rate"]["view"]["value_format"] == "%"
+    assert (props["rate"]["type"]["min"], props["rate"]["type"]["max"]) == (0, 1)  # a fraction; shown as %
     assert props["rate"]["on_change"].endswith("#on_change_rate")
     assert props["histogram"]["view"]["name"] == "PlotlyView" and props["histogram"]["view"]["width"] == "100%"
     buttons = props["buttons"]["type"]["properties"]
     assert {"show_kept", "show_rejected", "show_all", "tag"} <= set(buttons)
+
+
+def test_rejection_panel_refuses_bad_inputs(faces):
+    panel = AppPanel("faceqan_rejection", faces)
+    panel.event("on_load")
+    model = panel.model()
+    for path, value, method in (("rate", 55, "on_change_rate"), ("rate", "x", "on_change_rate"),
+                                ("field", "ground_truth", "on_change_field")):
+        count = len(panel.triggered)
+        panel.change(path, value, method)
+        assert [name for name, _ in panel.triggered[count:]] == ["notify", "show_panel_output"], value
+        assert panel.model() == model
 
 
 def test_rejection_panel_per_face_field(faces):
@@ -300,8 +394,9 @@ def test_rejection_panel_per_face_field(faces):
     panel.event("on_load")
     panel.change("field", "faces.detections.q", "on_change_field")
     panel.event("show_rejected")
-    assert panel.state["summary"]["unit"] == "faces" and panel.state["fnmr"] is None
-    assert panel.view().count("faces.detections") == panel.state["summary"]["rejected"]
+    model = panel.model()
+    assert model["table"]["unit"] == "faces" and model["fnmr"] is None
+    assert panel.view().count("faces.detections") == model["rejected"]
 
 
 # --- ERC panel ------------------------------------------------------------------------------------------

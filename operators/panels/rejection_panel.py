@@ -2,38 +2,91 @@
 samples (or faces) it rejects and, when an evaluation of that field exists, the FNMR left; then show only the
 kept or rejected samples in the grid, tag the rejected ones, or save the kept view.
 
-The App's current view is the panel's state: showing kept/rejected adds one stage that
-``fiftyone_faceqan.rejection.parse_rejection`` recognises, so after a reload, or when the user edits the
-view, ``on_load`` finds the same field, threshold and mode again. Without such a stage a new panel starts at
-``DEFAULT_RATE``.
+Which source wins. The panel's one source of truth is ``Model``, kept on the server in the execution store
+(per panel) and read and written only by ``Model.load`` and ``Model.save``: every event starts from it and
+``render`` shows it. The App's copy of the panel state holds nothing but the inputs' values (field, rate),
+which ``_commit`` writes from the model; the App's view follows the model through ``_sync_view``, the one
+place that calls ``set_view``. The view is read back in exactly two cases: when the panel opens (a browser
+reload keeps the view but not the panel: a rejection stage that ``parse_rejection`` recognises restores the
+field, threshold and mode) and when the user changes the view (then the view wins, as on opening).
 
-The App's side lags behind the panel's: an event carries the panel state and the view the App had when
-the event fired, often from before the state patch or ``set_view`` of the previous event arrived; the App
-fires view events for unrelated context changes too, and fires ``on_change`` of the slider again when the
-panel writes a new rate (and sometimes twice for one click). Acting on those made the panel write old
-thresholds back and the grid flip between two views for good. So the panel's model (field, threshold,
-mode, rate, counts) lives on the server, in the execution store, and is what every event starts from and
-``render`` shows; a slider value equal to the model's rate changes nothing; and a view event showing a
-view from before the panel's own pending ``set_view`` is ignored.
+Why a server-side model: the App lags behind the panel. An event carries the panel state and the view the
+App had when it fired, often from before the state patch or ``set_view`` of the previous event arrived; the
+App fires view events for unrelated context changes too, and fires the slider's ``on_change`` again when the
+panel writes a new rate (sometimes twice for one click). Acting on those made the panel write old thresholds
+back and the grid flip between two views for good. So a slider value equal to the model's rate changes
+nothing, and a view event showing a view from before the panel's pending ``set_view``, or that view itself
+(the echo), costs nothing.
+
+Units: a rate is a fraction in [0, 1] everywhere; the slider shows it as percent (its ``value_format``).
+
+Speed: a ``Distribution`` (thresholds, counts and FNMR at every slider step, the histogram) is computed once
+per field, user's view and state of the data (``_table``), from the field's index when the run made one;
+a slider move then only looks up its step and queries nothing but the data's last-change time.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
+
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
-import numpy as np
 
 from fiftyone_faceqan.evaluation import list_evaluations, load_evaluation
-from fiftyone_faceqan.rejection import (REJECTED_TAG, QualityField, default_view_name, fnmr_at_threshold,
-                                        parse_rejection, quality_fields, rejection_view, save_kept_view,
-                                        scores, summarize, tag_rejected, threshold_for_rate)
+from fiftyone_faceqan.rejection import (REJECTED_TAG, Distribution, QualityField, default_view_name, distribution,
+                                        fnmr_at_thresholds, parse_rejection, quality_fields, rejection_view,
+                                        save_kept_view, sorted_scores, tag_rejected)
 
 from .common import jsonable, stage_view
 
-DEFAULT_RATE = 0.1
-RATE_STEP = 0.5  # percent; the slider's value is rounded to it
+STEPS = 100  # the slider moves the rate in steps of 1 / STEPS
+DEFAULT_STEP = 10  # a new panel rejects 10 %
 BINS = 40
-STORE = "faceqan_rejection_panel"
+STORE = "faceqan_rejection_model"  # not the 9-key dicts of earlier versions
+
+
+@dataclasses.dataclass
+class Model:
+    """What the panel shows. ``threshold`` rejects ``rejected`` of ``table.scored`` (the rejection ``rate``,
+    on the slider's grid); ``mode`` is what the grid shows ("all", "kept" or "rejected"). ``table`` is the
+    distribution of ``field`` on the user's view, ``source`` what it was computed from. ``pending``: the
+    rejections (field, threshold, mode) asked of the App with ``set_view`` and not yet seen in a view
+    event; ``before``: the one the view showed before them."""
+
+    fields: list = dataclasses.field(default_factory=list)
+    field: str | None = None
+    threshold: float | None = None
+    rate: float | None = None
+    rejected: int = 0
+    fnmr: dict | None = None
+    mode: str = "all"
+    message: str | None = None
+    source: str | None = None
+    table: dict | None = None
+    pending: list = dataclasses.field(default_factory=list)
+    before: list | None = None
+
+    @classmethod
+    def load(cls, ctx) -> Model:
+        return cls(**(ctx.store(STORE).get(ctx.panel_id) or {}))
+
+    def save(self, ctx):
+        ctx.store(STORE).set(ctx.panel_id, jsonable(dataclasses.asdict(self)))
+
+    @property
+    def distribution(self) -> Distribution:
+        return Distribution(**{k: v for k, v in self.table.items() if k != "fnmr"})
+
+    @property
+    def rejection(self) -> list:
+        return [self.field, self.threshold, self.mode] if self.mode != "all" else [None, None, "all"]
+
+    def at_step(self, step: int):
+        """Threshold, count and FNMR of the table's rate ``step / STEPS``."""
+        self.rate, self.threshold = step / STEPS, self.table["thresholds"][step]
+        self.rejected = self.table["rejected"][step]
+        self.fnmr = self.table["fnmr"][step]
 
 
 class RejectionPanel(foo.Panel):
@@ -49,53 +102,54 @@ class RejectionPanel(foo.Panel):
     # --- events -----------------------------------------------------------------------------------------
 
     def on_load(self, ctx):
-        """Derive everything from the current view (the App restores it after a reload)."""
-        fields = quality_fields(ctx.dataset)
-        if not ctx.panel.state.field or not fields:  # a new panel: nothing of an earlier one applies
-            ctx.store(STORE).delete(ctx.panel_id)
-        if not fields:
-            ctx.panel.state.set({"field": None, "fields": []})
-            return
-        found = parse_rejection(ctx.view)
-        last = _last(ctx)
-        if found.field in fields:
-            field, threshold, mode = found.field, found.threshold, found.mode
-        else:
-            field = last.get("field") if last.get("field") in fields else fields[0]
-            keep = field == last.get("field") and last.get("cut") is not None
-            threshold = last["cut"] if keep else self._threshold(found.base, field, DEFAULT_RATE)
-            mode = "all"
-        self._update(ctx, fields, field, threshold, mode, found.base)
-
-    def on_change_view(self, ctx):
-        last = _last(ctx)
-        pending = last.get("pending") or []
-        if pending:
-            seen = _rejection_of(parse_rejection(ctx.view))
-            if seen != pending[-1] and (seen in pending or seen == last.get("before")):
-                return  # the App has not applied the panel's last set_view yet
-            _remember(ctx, pending=[], before=None)  # applied, or the user changed the view meanwhile
-        self.on_load(ctx)
+        """A new panel, or one the App restored after a reload (its state is gone): start from the view."""
+        self._from_view(ctx, Model())
 
     def on_change_dataset(self, ctx):
         ctx.panel.state.clear()
-        self.on_load(ctx)
+        self._from_view(ctx, Model())
+
+    def on_change_view(self, ctx):
+        model = Model.load(ctx)
+        found = parse_rejection(ctx.view)
+        seen = _rejection_of(found)
+        if model.pending:
+            if seen != model.pending[-1] and (seen in model.pending or seen == model.before):
+                return  # the App has not applied the panel's last set_view yet
+            arrived = seen == model.pending[-1]
+            model.pending, model.before = [], None
+            if arrived and _source(ctx, model.field, found.base) == model.source:
+                model.save(ctx)  # the echo of the panel's own set_view
+                return
+        elif seen == model.rejection and _source(ctx, model.field, found.base) == model.source:
+            return  # a view event for an unrelated change of the App's context
+        self._from_view(ctx, model)
 
     def on_change_field(self, ctx):
+        model = Model.load(ctx)
         field = _value(ctx, "field")
-        if field == _last(ctx).get("field"):
+        if field == model.field:
             return
-        base = parse_rejection(ctx.view).base
-        self._apply(ctx, field, self._threshold(base, field, DEFAULT_RATE))
+        if field not in model.fields:
+            ctx.ops.notify(f"{field!r} is not a quality field of this dataset", variant="error")
+            return
+        model.field = field
+        self._table(ctx, model, parse_rejection(ctx.view).base)
+        model.at_step(DEFAULT_STEP)
+        _commit(ctx, model)
 
     def on_change_rate(self, ctx):
-        rate = round(float(_value(ctx, "rate")) / RATE_STEP) * RATE_STEP
-        last = _last(ctx)
-        if rate == last.get("rate"):
+        model = Model.load(ctx)
+        value = _value(ctx, "rate")
+        if not isinstance(value, (int, float)) or not 0 <= value <= 1:
+            ctx.ops.notify(f"the rejection rate must be a fraction in [0, 1], got {value!r}", variant="error")
+            return
+        step = round(value * STEPS)
+        if model.field is None or step / STEPS == model.rate:
             return  # the App sending back the rate the panel wrote, or one click sent twice
-        field = last.get("field") or ctx.panel.state.field
-        base = parse_rejection(ctx.view).base
-        self._apply(ctx, field, self._threshold(base, field, rate / 100), rate)
+        self._table(ctx, model, parse_rejection(ctx.view).base)
+        model.at_step(step)
+        _commit(ctx, model)
 
     def on_change_view_name(self, ctx):
         ctx.panel.state.view_name = _value(ctx, "view_name")
@@ -110,146 +164,154 @@ class RejectionPanel(foo.Panel):
         self._show(ctx, "all")
 
     def tag(self, ctx):
-        state = _current(ctx)
-        base = parse_rejection(stage_view(ctx)).base
-        count = tag_rejected(base, state.field, state.cut)
-        state.message = f"Tagged {count} rejected {QualityField(state.field).unit} `{REJECTED_TAG}`"
-        ctx.ops.notify(state.message.replace("`", ""), variant="success")
-        ctx.ops.reload_dataset()
+        model = Model.load(ctx)
+        count = tag_rejected(parse_rejection(stage_view(ctx)).base, model.field, model.threshold)
+        model.message = f"Tagged {count} rejected {QualityField(model.field).unit} `{REJECTED_TAG}`"
+        self._announce(ctx, model)
 
     def save(self, ctx):
-        state = _current(ctx)
-        name = state.view_name or default_view_name(state.field, state.cut)
-        base = parse_rejection(stage_view(ctx)).base
-        saved = save_kept_view(base, state.field, state.cut, name)
-        state.message = f"Saved the kept samples as view `{saved}`"
-        ctx.ops.notify(state.message.replace("`", ""), variant="success")
-        ctx.ops.reload_dataset()
+        model = Model.load(ctx)
+        name = ctx.panel.state.get("view_name") or default_view_name(model.field, model.threshold)
+        saved = save_kept_view(parse_rejection(stage_view(ctx)).base, model.field, model.threshold, name)
+        model.message = f"Saved the kept samples as view `{saved}`"
+        self._announce(ctx, model)
 
-    # --- state ------------------------------------------------------------------------------------------
+    # --- model ------------------------------------------------------------------------------------------
 
-    @staticmethod
-    def _threshold(samples, field, rate):
-        return threshold_for_rate(scores(samples, field), rate)
+    def _from_view(self, ctx, model):
+        """Take field, threshold and mode from the view's rejection stage; without one keep the model's
+        field and threshold (or take the first field at the default rate) and show all samples."""
+        model.fields, model.pending, model.before = quality_fields(ctx.dataset), [], None
+        if not model.fields:
+            _commit(ctx, Model())
+            return
+        found = parse_rejection(ctx.view)
+        if found.field in model.fields:
+            model.field, threshold, model.mode = found.field, found.threshold, found.mode
+        else:
+            if model.field not in model.fields:
+                model.field, model.threshold = model.fields[0], None
+            threshold, model.mode = model.threshold, "all"
+        ranked = self._table(ctx, model, found.base)
+        if threshold is None:
+            model.at_step(DEFAULT_STEP)
+        elif threshold != model.threshold:
+            self._at_threshold(ctx, model, threshold, ranked)
+        _commit(ctx, model)
 
-    def _apply(self, ctx, field, threshold, rate=None):
-        """A new field or threshold (at the slider's ``rate``): while the grid is filtered, refilter it."""
-        mode = _last(ctx).get("mode") or ctx.panel.state.mode or "all"
-        _remember(ctx, field=field, cut=threshold, rate=rate, mode=mode)  # before the slow part: a repeat
-        if mode != "all":                                                 # of this event sees it
-            found = parse_rejection(stage_view(ctx))
-            _set_view(ctx, found, rejection_view(found.base, field, threshold, mode), [field, threshold, mode])
-        self._update(ctx, quality_fields(ctx.dataset), field, threshold, mode, parse_rejection(ctx.view).base,
-                     rate)
+    def _at_threshold(self, ctx, model, threshold, ranked):
+        """A threshold from the view: its count and FNMR, and the slider at the rejected share."""
+        table = model.table
+        if threshold in table["thresholds"]:
+            step = table["thresholds"].index(threshold)
+            rejected, fnmr = table["rejected"][step], table["fnmr"][step]
+        else:
+            ranked = ranked or sorted_scores(parse_rejection(ctx.view).base, model.field)
+            rejected = ranked.count_below(threshold)
+            fnmr = (_fnmr_points(ctx.dataset, model.field, [threshold]) or [None])[0]
+        model.threshold, model.rejected, model.fnmr = threshold, rejected, fnmr
+        model.rate = round(rejected / max(table["scored"], 1) * STEPS) / STEPS
+
+    def _table(self, ctx, model, base):
+        """Make ``model.table`` the distribution of its field on ``base`` as the data stand now: kept when
+        it was computed from the same, else computed again. Returns the scores it was computed from, if."""
+        source = _source(ctx, model.field, base)
+        if source == model.source:
+            return None
+        ranked = sorted_scores(base, model.field)
+        table = distribution(base, model.field, steps=STEPS, bins=BINS, ranked=ranked)
+        fnmr = _fnmr_points(ctx.dataset, model.field, table.thresholds) or [None] * len(table.thresholds)
+        model.table, model.source = {**dataclasses.asdict(table), "fnmr": fnmr}, source
+        model.threshold = None  # the old one belongs to other data
+        return ranked
 
     def _show(self, ctx, mode):
-        state = _current(ctx)
-        found = parse_rejection(stage_view(ctx))
-        if mode == "all":
-            _set_view(ctx, found, found.base, [None, None, "all"])
-        else:
-            _set_view(ctx, found, rejection_view(found.base, state.field, state.cut, mode),
-                      [state.field, state.cut, mode])
-        state.mode = mode
-        _remember(ctx, mode=mode)
+        model = Model.load(ctx)
+        model.mode = mode
+        _commit(ctx, model)
 
-    def _update(self, ctx, fields, field, threshold, mode, samples, rate=None):
-        """Write the model (App state and store) and the histogram. ``rate``: the slider's value; by default
-        the rejected share, or the model's rate when the field and threshold are the model's."""
-        values = scores(samples, field)
-        summary = summarize(samples, field, threshold)
-        last = _last(ctx)
-        if rate is None:
-            same = (field, threshold) == (last.get("field"), last.get("cut")) and last.get("rate") is not None
-            rate = last["rate"] if same else round(summary.rate * 100 / RATE_STEP) * RATE_STEP
-        model = {
-            "fields": fields, "field": field, "cut": threshold, "mode": mode, "rate": rate,
-            "summary": {"unit": summary.unit, "scored": summary.scored, "rejected": summary.rejected,
-                        "kept": summary.kept, "unscored": summary.unscored, "share": summary.rate},
-            "fnmr": _fnmr(ctx.dataset, field, threshold),
-        }
-        ctx.panel.state.set(model)
-        ctx.panel.data.set("histogram", _histogram(values))
-        _remember(ctx, **model)
+    @staticmethod
+    def _announce(ctx, model):
+        _commit(ctx, model)
+        ctx.ops.notify(model.message.replace("`", ""), variant="success")
+        ctx.ops.reload_dataset()
 
     # --- layout -----------------------------------------------------------------------------------------
 
     def render(self, ctx):
         panel = types.Object()
-        state = _Model({**(ctx.panel_state or {}), **_last(ctx)})  # the model, not the App's older copy
-        if not state.field:
+        model = Model.load(ctx)
+        if not model.field:
             panel.md("### No quality field\nRun FaceQAN (or add a numeric score field) on this dataset first.",
                      name="empty")
             return types.Property(panel, view=types.GridView(orientation="vertical", pad=2))
 
         fields = types.DropdownView()
-        for name in state.fields or []:
+        for name in model.fields:
             fields.add_choice(name, label=name)
         panel.enum("field", fields.values(), label="Quality field", view=fields,
                    on_change=self.on_change_field)
-        panel.plot("histogram", layout=_histogram_layout(state.cut), width="100%", height="320px",
+        panel.plot("histogram", layout=_histogram_layout(model.threshold), width="100%", height="320px",
                    config={"displayModeBar": False})
-        panel.float("rate", min=0, max=100, label="Reject %",
-                    view=types.SliderView(label="Reject %", view_multiple_of=RATE_STEP,
-                                          value_label_display="auto", value_precision=1),
+        panel.float("rate", min=0, max=1, label="Reject",
+                    view=types.SliderView(label="Reject", view_multiple_of=1 / STEPS, value_format="%",
+                                          value_label_display="auto"),
                     on_change=self.on_change_rate)
-        panel.md(_summary_markdown(state), name="summary_text")
+        panel.md(_summary_markdown(model), name="summary_text")
 
         buttons = panel.h_stack("buttons", gap=1, align_x="left")
         buttons.btn("show_kept", label="Show kept", icon="check_circle", on_click=self.show_kept,
-                    variant="contained" if state.mode == "kept" else "outlined")
+                    variant="contained" if model.mode == "kept" else "outlined")
         buttons.btn("show_rejected", label="Show rejected", icon="remove_circle", on_click=self.show_rejected,
-                    variant="contained" if state.mode == "rejected" else "outlined")
+                    variant="contained" if model.mode == "rejected" else "outlined")
         buttons.btn("show_all", label="Show all", on_click=self.show_all,
-                    variant="contained" if state.mode == "all" else "outlined")
+                    variant="contained" if model.mode == "all" else "outlined")
         buttons.btn("tag", label="Tag rejected", icon="label", on_click=self.tag, variant="outlined")
 
         panel.str("view_name", label="Saved view name", on_change=self.on_change_view_name,
-                  view=types.TextFieldView(placeholder=default_view_name(state.field, state.cut)))
+                  view=types.TextFieldView(placeholder=default_view_name(model.field, model.threshold)))
         panel.btn("save", label="Save kept view", icon="save", on_click=self.save, variant="outlined")
-        if state.message:
-            panel.md(state.message, name="message")
+        if model.message:
+            panel.md(model.message, name="message")
         return types.Property(panel, view=types.GridView(orientation="vertical", gap=2, pad=2))
 
 
-class _Model(dict):
-    """The panel model as ``render`` reads it: attribute access, None for what is not set."""
+# --- the App's side -------------------------------------------------------------------------------------
 
-    def __getattr__(self, key):
-        return self.get(key)
-
-
-def _last(ctx) -> dict:
-    """The panel's model as its last event wrote it (the execution store, per panel and dataset)."""
-    return ctx.store(STORE).get(ctx.panel_id) or {}
+def _commit(ctx, model):
+    """Save the model and bring the App in line with it: the grid's view, the inputs, the histogram."""
+    _sync_view(ctx, model)
+    model.save(ctx)
+    ctx.panel.state.set({"field": model.field, "rate": model.rate})
+    ctx.panel.data.set("histogram", _histogram(model.distribution) if model.table else [])
 
 
-def _remember(ctx, **changes):
-    ctx.store(STORE).set(ctx.panel_id, {**_last(ctx), **changes})
+def _sync_view(ctx, model):
+    """Set the App's view to the model's rejection unless it shows it already or an earlier event asked for
+    it; remember it as pending until a view event shows it."""
+    target = model.rejection
+    found = parse_rejection(stage_view(ctx))
+    seen = _rejection_of(found)
+    if (model.pending and model.pending[-1] == target) or (not model.pending and seen == target):
+        return
+    mode = target[2]
+    ctx.ops.set_view(found.base if mode == "all" else rejection_view(found.base, model.field, model.threshold, mode))
+    model.before = model.before if model.pending else seen
+    model.pending = model.pending + [target]
 
 
 def _rejection_of(found) -> list:
     return [found.field, found.threshold, found.mode]
 
 
-def _set_view(ctx, found, view, target: list):
-    """Set the App's view to ``view`` (whose rejection stage is ``target``) unless it already is, or an
-    earlier event already asked for it; remember it as pending until a view event shows it."""
-    last = _last(ctx)
-    pending = last.get("pending") or []
-    seen = _rejection_of(found)
-    if (pending and pending[-1] == target) or (not pending and seen == target):
-        return
-    ctx.ops.set_view(view)
-    _remember(ctx, pending=pending + [target], before=last.get("before") if pending else seen)
-
-
-def _current(ctx):
-    """The panel state with the model's field, threshold and mode (the App's copy can be older)."""
-    state = ctx.panel.state
-    last = _last(ctx)
-    state.set({k: last[k] for k in ("field", "cut", "mode") if k in last})
-    return state
+def _source(ctx, field, base) -> str:
+    """What a distribution depends on: the field, the user's view and the data's last change (sample edits,
+    deletions, runs and fields: each has an index or lives on the dataset document, so this costs no scan)."""
+    dataset = ctx.dataset
+    newest = dataset._sample_collection.find({}, {"last_modified_at": 1}).sort("last_modified_at", -1).limit(1)
+    changed = [doc.get("last_modified_at") for doc in newest]
+    return json.dumps([field, base._serialize(include_uuids=False), str(changed), str(dataset.last_deletion_at),
+                       str(dataset.last_modified_at)], default=str)
 
 
 def _value(ctx, key):
@@ -259,22 +321,22 @@ def _value(ctx, key):
     return ctx.panel.state.get(key)
 
 
-def _fnmr(dataset, field, threshold) -> dict | None:
-    """The FNM-EDC point at this threshold from the newest evaluation that compared ``field``."""
+def _fnmr_points(dataset, field, thresholds) -> list[dict] | None:
+    """The FNM-EDC points at these thresholds from the newest evaluation that compared ``field``."""
     keys = [k for k in list_evaluations(dataset) if field in dataset.get_brain_info(k).config.quality_fields]
     if not keys:
         return None
     key = max(keys, key=lambda k: dataset.get_brain_info(k).timestamp)
     results = load_evaluation(dataset, key)
-    point = fnmr_at_threshold(results.curves, field, threshold)
-    return point and {**point, "eval_key": key, "fmr": results.info["fmr"]}
+    points = fnmr_at_thresholds(results.curves, field, thresholds)
+    return points and [{**point, "eval_key": key, "fmr": results.info["fmr"]} for point in points]
 
 
-def _histogram(values: np.ndarray) -> list[dict]:
-    scored = values[~np.isnan(values)]
-    counts, edges = np.histogram(scored, bins=BINS if len(scored) else 1)
-    return jsonable([{"type": "bar", "name": "scores", "x": (edges[:-1] + edges[1:]) / 2, "y": counts,
-                      "width": np.diff(edges), "marker": {"color": "#6c8ebf"}}])
+def _histogram(table: Distribution) -> list[dict]:
+    edges = table.edges
+    return jsonable([{"type": "bar", "name": "scores", "x": [(a + b) / 2 for a, b in zip(edges, edges[1:])],
+                      "y": table.counts, "width": [b - a for a, b in zip(edges, edges[1:])],
+                      "marker": {"color": "#6c8ebf"}}])
 
 
 def _histogram_layout(threshold) -> dict:
@@ -286,18 +348,19 @@ def _histogram_layout(threshold) -> dict:
                              "text": "threshold", "xanchor": "left", "yanchor": "top"}]}
 
 
-def _summary_markdown(state) -> str:
-    s = state.summary or {}
-    unit = s.get("unit", "samples")
-    lines = [f"**Threshold {state.cut:.6g}**: rejects **{s.get('rejected', 0)} of {s.get('scored', 0)}** "
-             f"scored {unit} (**{100 * s.get('share', 0):.1f} %**), keeps {s.get('kept', 0)}."]
-    if s.get("unscored"):
-        lines.append(f"{s['unscored']} {unit} have no score and count as rejected.")
-    fnmr = state.fnmr
+def _summary_markdown(model) -> str:
+    table = model.table
+    unit, scored = table["unit"], table["scored"]
+    share = model.rejected / scored if scored else 0.0
+    lines = [f"**Threshold {model.threshold:.6g}**: rejects **{model.rejected} of {scored}** scored {unit} "
+             f"(**{share:.1%}**), keeps {scored - model.rejected}."]
+    if table["unscored"]:
+        lines.append(f"{table['unscored']} {unit} have no score and count as rejected.")
+    fnmr = model.fnmr
     if fnmr:
         lines.append(f"FNMR at FMR {fnmr['fmr']:g} (evaluation `{fnmr['eval_key']}`): **{fnmr['fnmr']:.4f}** "
-                     f"with {100 * fnmr['discarded']:.1f} % of mated pairs discarded (FNMR0 {fnmr['fnmr_0']:.4f}).")
+                     f"with {fnmr['discarded']:.1%} of mated pairs discarded (FNMR0 {fnmr['fnmr_0']:.4f}).")
     else:
         lines.append("No evaluation of this field yet: run *Evaluate FaceQAN quality* to see the FNMR here.")
-    lines.append(f"Grid: **{state.mode or 'all'}** samples.")
+    lines.append(f"Grid: **{model.mode}** samples.")
     return "\n\n".join(lines)
