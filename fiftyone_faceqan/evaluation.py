@@ -17,6 +17,7 @@ stored curves keep at most 2,000 points each.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -278,7 +279,8 @@ def _pair_indices(pairs, names: list[str]) -> tuple[list, list, int]:
     return out[0], out[1], dropped
 
 
-def _usable(quality: dict[str, np.ndarray], ok_embedding: np.ndarray, identities: list | None) -> tuple[np.ndarray, dict]:
+def _usable(quality: dict[str, np.ndarray], ok_embedding: np.ndarray,
+            identities: list | None) -> tuple[np.ndarray, dict]:
     """Rows with every quality value, an embedding and (when labels are used) an identity; and the counts
     of what is missing (a failed FaceQAN score is None)."""
     ok_quality = np.all([~np.isnan(q) for q in quality.values()], axis=0)
@@ -294,15 +296,32 @@ def _usable(quality: dict[str, np.ndarray], ok_embedding: np.ndarray, identities
     return keep, excluded
 
 
-def _matrix(vectors: list) -> tuple[np.ndarray, np.ndarray]:
-    """The stored vectors as one (samples, dims) float32 matrix (zero rows where a sample has none) and
-    which samples have one: a single array, not 10^6 small ones, for the comparisons."""
-    present = np.array([v is not None for v in vectors], dtype=bool)
-    dims = len(vectors[present.argmax()]) if present.any() else 0
-    matrix = np.zeros((len(vectors), dims), dtype=np.float32)
+def _matrix(stored: list) -> tuple[np.ndarray, np.ndarray]:
+    """The vectors of a VectorField, read raw, as one (samples, dims) float32 matrix (zero rows where a
+    sample has none) and which samples have one. FiftyOne stores a vector as zlib-compressed .npy bytes:
+    the header every vector shares is parsed once (np.load parses it again for every vector, the larger
+    part of reading 10^6 embeddings); a value in any other form goes through FiftyOne's own reader."""
+    from fiftyone.core.utils import deserialize_numpy_array
+
+    def read(value) -> np.ndarray:
+        return (deserialize_numpy_array(value) if isinstance(value, bytes) else np.asarray(value)).ravel()
+
+    present = np.array([v is not None for v in stored], dtype=bool)
+    if not present.any():
+        return np.zeros((len(stored), 0), dtype=np.float32), present
+    example = stored[present.argmax()]
+    first = read(example)
+    header = zlib.decompress(example)[:-first.nbytes] if isinstance(example, bytes) else None
+    matrix = np.empty((len(stored), len(first)), dtype=np.float32)
+    matrix[~present] = 0
     for i in np.flatnonzero(present):
-        matrix[i] = vectors[i]
-        vectors[i] = None  # freed as it is copied
+        value = stored[i]
+        data = zlib.decompress(value) if header is not None and isinstance(value, bytes) else None
+        if data is not None and len(data) == len(header) + first.nbytes and data.startswith(header):
+            matrix[i] = np.frombuffer(data, first.dtype, offset=len(header))
+        else:
+            matrix[i] = read(value)
+        stored[i] = None  # freed as it is copied
     return matrix, present
 
 
@@ -355,7 +374,7 @@ def evaluate_quality(samples, quality_fields: Sequence[str], identity_field: str
     stages = tqdm(total=4, desc="FaceQAN evaluation", unit="stage", disable=not progress)
     stages.set_postfix_str("reading the samples")
     columns = ["filepath", *fields] + ([identity] if identity else [])
-    values = dict(zip([*columns, field], samples.values([*columns, field])))
+    values = dict(zip([*columns, field], samples.values([*columns, field], _raw=True)))  # vectors: _matrix
     matrix, has_embedding = _matrix(values.pop(field))
     quality = {f: np.array([np.nan if v is None else v for v in values[f]], dtype=np.float64) for f in fields}
     keep, excluded = _usable(quality, has_embedding, values[identity] if identity else None)

@@ -1,43 +1,57 @@
-"""Where a run's scores are stored: which samples (or faces) still need a score with a run's fingerprint, and
-the buffered writer that stores rows, fingerprint last, so a face counts as done only once all its values are."""
+"""Where a run's scores are stored: which samples (or faces) still need a score with a run's fingerprint,
+asked of the database so a rerun reads only those, and the buffered writer that stores each face's values
+and its fingerprint in one atomic update, so a face counts as done only once all its values are stored."""
 
 from __future__ import annotations
 
 import math
 import time
 from collections import defaultdict
+from datetime import datetime, timezone
 from pathlib import Path
+
+from bson import ObjectId
+from pymongo import UpdateOne
 
 from .fields import field_names, run_field
 
 FLUSH_SECONDS = 10.0  # a chunk is also written once this long has passed, so slow CPU runs lose little
+TEXT_KEYS = ("error", "run")  # the string values of a row; the others are floats
 
 
 def _clean(value):
-    return None if isinstance(value, float) and math.isnan(value) else value
+    """A float for the database (numpy scalars included); None for a missing or NaN value."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return float(value)
 
 
 class ScoreWriter:
-    """Buffers result rows and writes them with one bulk call per field; the fingerprint goes last, so a
-    face counts as done only once all its values are stored."""
+    """Buffers result rows and writes each chunk with one bulk call: one update per face that sets all its
+    values and the fingerprint together, so a face counts as done only once all its values are stored.
+    Also makes sure the quality field is indexed, so filtering and sorting by quality use the index."""
 
     def __init__(self, dataset, quality_field, detections_field, fingerprint, targets, chunk_size):
         self.dataset, self.detections_field, self.fingerprint = dataset, detections_field, fingerprint
         self.names = {**field_names(quality_field), "run": run_field(quality_field)}
+        self.prefix = f"{detections_field}.detections." if detections_field else ""
         self.targets, self.chunk_size = targets, chunk_size
         self.pending, self.last = [], time.monotonic()
         self.scored = self.failed = 0
         self._declare()
 
     def _declare(self):
-        """Create the fields with their types up front (a chunk of failures alone has no floats to infer)."""
+        """Create the fields with their types up front (a chunk of failures alone has no floats to infer) and
+        the index of the quality field (only fields of this run reach here: fields.check_quality_target)."""
         import fiftyone as fo
 
-        prefix = f"{self.detections_field}.detections." if self.detections_field else ""
         for key, name in self.names.items():
-            if not self.dataset.has_sample_field(prefix + name):
-                kind = fo.StringField if key in ("error", "run") else fo.FloatField
-                self.dataset.add_sample_field(prefix + name, kind)
+            if not self.dataset.has_sample_field(self.prefix + name):
+                kind = fo.StringField if key in TEXT_KEYS else fo.FloatField
+                self.dataset.add_sample_field(self.prefix + name, kind)
+        quality = self.prefix + self.names["quality"]
+        if quality not in self.dataset.list_indexes():
+            self.dataset.create_index(quality)
 
     def add(self, rows):
         for row in rows:
@@ -53,54 +67,62 @@ class ScoreWriter:
     def flush(self):
         if not self.pending:
             return
-        for key, name in self.names.items():
-            values = [(target, self.fingerprint if key == "run" else _clean(row[key]))
-                      for target, row in self.pending]
-            if self.detections_field:
-                self.dataset.set_label_values(
-                    f"{self.detections_field}.detections.{name}",
-                    [{"sample_id": s, "label_id": label, "value": v} for (s, label), v in values], dynamic=True)
-            else:
-                self.dataset.set_values(name, dict(values), key_field="id")
+        now = datetime.now(timezone.utc)
+        updates = [self._update(target, row, now) for target, row in self.pending]
+        sample_ids = [target[0] if self.detections_field else target for target, _ in self.pending]
+        self.dataset._bulk_write(updates, ids=sample_ids)  # FiftyOne's own writer: also refreshes loaded samples
         self.pending, self.last = [], time.monotonic()
 
+    def _update(self, target, row, now) -> UpdateOne:
+        """One face's values and fingerprint in one update (a face in a Detections field by its label id)."""
+        values = {name: _clean(row[key]) for key, name in self.names.items() if key not in TEXT_KEYS}
+        values.update({self.names["error"]: row["error"], self.names["run"]: self.fingerprint})
+        if not self.detections_field:
+            return UpdateOne({"_id": ObjectId(target)}, {"$set": {**values, "last_modified_at": now}})
+        sample_id, label_id = target
+        path = f"{self.detections_field}.detections.$[face]."
+        return UpdateOne({"_id": ObjectId(sample_id)},
+                         {"$set": {**{path + name: v for name, v in values.items()}, "last_modified_at": now}},
+                         array_filters=[{"face._id": ObjectId(label_id)}])
 
-def _values(samples, path: str) -> list:
-    """The stored values at ``path`` (None where nothing was written)."""
-    if not samples._root_dataset.has_sample_field(path):
-        return [None] * len(samples)
-    return samples.values(path)
+
+def _unfinished(mark: str, error: str, fingerprint: str) -> dict:
+    """The MongoDB query of a face still to score: never scored, scored with other settings, or failed."""
+    return {"$or": [{mark: {"$ne": fingerprint}}, {error: {"$ne": None}}]}
 
 
 def image_work(samples, fingerprint, quality_field, overwrite):
     """Per path still to score, the sample ids that take its score; and how many samples are skipped.
-    A sample is done when it was scored with these settings without an error; a failure is retried."""
-    ids, paths = samples.values(["id", "filepath"])
-    marks, errors = _values(samples, run_field(quality_field)), _values(samples, field_names(quality_field)["error"])
-    owners, skipped = defaultdict(list), 0
-    for sample_id, path, mark, error in zip(ids, paths, marks, errors):
-        if mark == fingerprint and error is None and not overwrite:
-            skipped += 1
-        else:
-            owners[str(Path(path))].append(sample_id)
-    return owners, skipped
-
-
-def _attribute(label, name: str):
-    return label[name] if label.has_field(name) else None
+    A sample is done when it was scored with these settings without an error; a failure is retried.
+    The database picks the samples still to score, so a rerun reads only those."""
+    todo = samples if overwrite else samples.match(
+        _unfinished(run_field(quality_field), field_names(quality_field)["error"], fingerprint))
+    ids, paths = todo.values(["id", "filepath"])
+    owners = defaultdict(list)
+    for sample_id, path in zip(ids, paths):
+        owners[str(Path(path))].append(sample_id)
+    return owners, len(samples) - len(ids)
 
 
 def face_work(samples, detections_field, fingerprint, quality_field, overwrite):
     """Per path, the detections still to score as (label id, landmarks, box); each label's sample id;
-    and how many detections are skipped (scored with these settings without an error)."""
-    ids, paths, labels = samples.values(["id", "filepath", f"{detections_field}.detections"])
-    mark, error = run_field(quality_field), field_names(quality_field)["error"]
-    faces, owner, skipped = defaultdict(list), {}, 0
+    and how many detections are skipped (scored with these settings without an error). The database picks
+    the faces still to score, so a rerun reads only those."""
+    import fiftyone as fo
+    from fiftyone import ViewField as F
+
+    todo = samples
+    if not overwrite:
+        mark, error = run_field(quality_field), field_names(quality_field)["error"]
+        # in an expression a missing attribute is not None: "> None" is true only for a stored error
+        unfinished = (F(mark) != fingerprint) | (F(error) > None)
+        todo = samples.add_stage(fo.FilterLabels(detections_field, unfinished, only_matches=True))
+    ids, paths, labels = todo.values(["id", "filepath", f"{detections_field}.detections"])
+    faces, owner, count = defaultdict(list), {}, 0
     for sample_id, path, detections in zip(ids, paths, labels):
         for det in detections or []:
-            if _attribute(det, mark) == fingerprint and _attribute(det, error) is None and not overwrite:
-                skipped += 1
-                continue
-            faces[str(Path(path))].append((det.id, _attribute(det, "landmarks"), list(det.bounding_box)))
+            landmarks = det["landmarks"] if det.has_field("landmarks") else None
+            faces[str(Path(path))].append((det.id, landmarks, list(det.bounding_box)))
             owner[det.id] = sample_id
-    return faces, owner, skipped
+            count += 1
+    return faces, owner, samples.count(f"{detections_field}.detections") - count

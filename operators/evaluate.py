@@ -10,7 +10,7 @@ import fiftyone as fo
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from fiftyone_faceqan.evaluation import NUMERIC_FIELDS, embeddings_field_name, evaluate_quality
+from fiftyone_faceqan.evaluation import MAX_NON_MATED, NUMERIC_FIELDS, embeddings_field_name, evaluate_quality
 
 from .compute_quality import DEFAULT_MODEL, model_input, refuse
 
@@ -31,16 +31,18 @@ def sdk_kwargs(params: dict) -> dict:
     """Form values -> evaluate_quality keyword arguments (empty optional inputs mean 'not given')."""
     pairs = (params.get("pairs") or "").strip() or None
     sample = params.get("non_mated_sample")
-    return {
+    kwargs = {
         "quality_fields": list(params.get("quality_fields") or []),
         "identity_field": params.get("identity_field") or "ground_truth",
         "pairs": pairs,
         "model": params.get("model") or DEFAULTS["model"],
         "eval_key": params.get("eval_key") or DEFAULTS["eval_key"],
         "fmr": float(params.get("fmr", DEFAULTS["fmr"])),
-        "non_mated_sample": int(sample) if sample not in (None, "", 0) else None,
         "embeddings_field": (params.get("embeddings_field") or "").strip() or None,
     }
+    if sample not in (None, "", 0):  # empty: the SDK's default (all pairs, or a seeded sample when there are more)
+        kwargs["non_mated_sample"] = int(sample)
+    return kwargs
 
 
 class EvaluateQuality(foo.Operator):
@@ -78,7 +80,7 @@ class EvaluateQuality(foo.Operator):
                             default="ground_truth" if "ground_truth" in identities else identities[0],
                             view=types.DropdownView())
                 inputs.int("non_mated_sample", required=False, min=1, label="Non-mated pairs to sample",
-                           description="Empty: all non-mated pairs")
+                           description=f"Empty: all, or a seeded sample of {MAX_NON_MATED:,} when there are more")
         model_input(inputs, "model", "Comparison model", default=DEFAULTS["model"], required=True,
                     description="Face-recognition model for the comparison scores")
         inputs.float("fmr", default=DEFAULTS["fmr"], min=0, max=1, required=True, label="Target FMR")

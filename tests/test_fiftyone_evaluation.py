@@ -182,6 +182,48 @@ def test_pairs_file_and_string_identity(faces, reference, base, tmp_path):
     assert sampled.info["embeddings_computed"] == 0
 
 
+def test_non_mated_pairs_at_most_the_sample_size_and_seeded(faces, reference, base):
+    """non_mated_sample is the most non-mated pairs compared: more than exist compares all of them (as the
+    exhaustive run does), fewer draws a seeded sample; every mated pair is compared either way."""
+    from fiftyone_faceqan.evaluation import MAX_NON_MATED, evaluate_quality
+
+    exhaustive = evaluate_quality(faces, ["sharpness"], non_mated_sample=None, eval_key="all_pairs", **SHARED)
+    capped = evaluate_quality(faces, ["sharpness"], non_mated_sample=10**9, eval_key="capped", **SHARED)
+    pd.testing.assert_frame_equal(capped.summary, exhaustive.summary)
+    assert capped.info["n_non_mated"] == exhaustive.info["n_non_mated"] == 369
+    assert not capped.info["non_mated_sampled"] and capped.config.non_mated_sample == 10**9
+    assert base.config.non_mated_sample == MAX_NON_MATED and not base.info["non_mated_sampled"]
+
+    first, again, other = (evaluate_quality(faces, ["sharpness"], non_mated_sample=100, seed=seed, resamples=0,
+                                            eval_key=f"sample_{i}", **SHARED) for i, seed in enumerate((4, 4, 5)))
+    assert first.info["non_mated_sampled"] and first.info["n_non_mated"] == 100
+    assert first.info["n_mated"] == exhaustive.info["n_mated"] == _mated_count(reference["identity"])
+    pd.testing.assert_frame_equal(first.curves, again.curves)
+    assert not first.curves.equals(other.curves)  # another seed, other pairs
+
+
+def test_stored_vectors_are_read_into_one_matrix(fo_database):
+    from fiftyone.core.utils import serialize_numpy_array
+
+    from fiftyone_faceqan.evaluation import _matrix
+
+    rows = np.random.default_rng(0).normal(size=(4, 8))
+    stored = [serialize_numpy_array(rows[0].astype(np.float32)), None, serialize_numpy_array(rows[2]),
+              list(rows[3])]  # float32 and float64 as FiftyOne stores them, a missing one, a raw list
+    matrix, present = _matrix(stored)
+    assert matrix.dtype == np.float32 and present.tolist() == [True, False, True, True]
+    np.testing.assert_allclose(matrix[[0, 2, 3]], rows[[0, 2, 3]], rtol=1e-6)
+    assert not matrix[1].any()
+
+
+def test_default_resamples_shrink_with_many_mated_pairs(base):
+    from fiftyone_faceqan.evaluation import _resamples
+
+    assert base.config.resamples == 1000 and _resamples(None, 4802) == 1000  # LFW's ERC subset
+    assert _resamples(None, 10**7) == 200 and _resamples(None, 10**9) == 200  # 10^6 images: 200, never fewer
+    assert _resamples(17, 10**7) == 17  # asked for: as asked
+
+
 def test_delete_removes_run_and_the_field_it_created(faces):
     from fiftyone_faceqan.evaluation import delete_evaluation, evaluate_quality, list_evaluations
 
@@ -208,7 +250,6 @@ def test_delete_removes_run_and_the_field_it_created(faces):
     ({"eval_key": "not a key"}, "eval_key must be a valid identifier"),
     ({"model": "nosuchnet"}, "unknown model 'nosuchnet'"),
     ({"non_mated_sample": 0}, "non_mated_sample"),
-    ({"non_mated_sample": 10**9}, "only 369 exist"),
     ({"pairs": "/no/such/pairs.txt"}, "pairs file not found"),
     ({"resamples": -1}, "resamples must be"),
     ({"model": None, "embeddings_field": "absent_field"}, "does not exist; give model"),

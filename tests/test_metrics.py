@@ -6,8 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from faceqan.metrics import (BEST, RANDOM, Comparisons, PairSet, bootstrap_pauc, evaluate, identity_counts,
-                             index_pairs, read_lfw_pairs)
+from faceqan.metrics import (BEST, RANDOM, Comparisons, PairSet, bootstrap_pauc, count_non_mated, evaluate,
+                             identity_counts, index_pairs, read_lfw_pairs, thin)
+from faceqan.metrics import bootstrap as bootstrap_module
 from faceqan.metrics import comparisons as comparisons_module
 from faceqan.metrics.threshold import Selection, kept_for_threshold, thresholds
 from faceqan.plots import figure, save_png
@@ -179,6 +180,31 @@ def test_sampled_non_mated_pairs_are_distinct_cross_identity_and_seeded():
         Comparisons.from_labels(emb, labels, non_mated=10 ** 6)
 
 
+def test_mated_scores_from_identity_gram_matrices_equal_pair_by_pair(monkeypatch):
+    """Identities of one size are scored together, in blocks (tiny here, so there are many)."""
+    emb, labels = clustered()
+    monkeypatch.setattr(comparisons_module, "GRAM_ROWS", 7)
+    mated = Comparisons.from_labels(emb, labels, non_mated=50).mated
+    a, b = np.triu_indices(len(labels), k=1)
+    same = labels[a] == labels[b]
+    want = Comparisons.from_pairs(emb, np.c_[a[same], b[same]], np.empty((0, 2))).mated
+    got = sorted(zip(mated.a.tolist(), mated.b.tolist(), mated.score.tolist()))
+    assert [(x, y) for x, y, _ in got] == sorted(zip(want.a.tolist(), want.b.tolist()))
+    np.testing.assert_allclose([s for _, _, s in got], want.score[np.lexsort((want.b, want.a))], atol=1e-6)
+    assert count_non_mated(np.asarray(labels)) == int((~same).sum())
+
+
+def test_sampled_non_mated_pairs_come_sorted_and_cover_all_when_asked():
+    emb, labels = clustered(n=60, identities=6)
+    nm = Comparisons.from_labels(emb, labels, non_mated=500, seed=1).non_mated
+    assert np.all(np.diff(nm.a * 60 + nm.b) > 0)  # in (a, b) order: side a is read in sequence
+    every = count_non_mated(np.asarray(labels))
+    nm = Comparisons.from_labels(emb, labels, non_mated=every, seed=1).non_mated
+    a, b = np.triu_indices(60, k=1)
+    cross = labels[a] != labels[b]
+    assert (nm.a.tolist(), nm.b.tolist()) == (a[cross].tolist(), b[cross].tolist())
+
+
 def test_failed_quality_counts_as_lowest():
     quality = QUALITY.copy()
     quality[4] = np.nan  # image 4 is in m2 and m4
@@ -249,6 +275,35 @@ def test_bootstrap_resample_is_the_evaluation_of_the_drawn_identities():
         want = result.summary.set_index("measure")["pauc_20_norm"]
         for name in qualities:
             assert boot.samples.loc[r, name] == pytest.approx(want[name], abs=1e-12)
+
+
+def test_bootstrap_in_blocks_and_short_passes_is_the_same(monkeypatch):
+    """One resample per block, and a first pass too short for every curve (each is redone on all pairs)."""
+    comps, labels, qualities = bootstrap_case(seed=2)
+    tau = evaluate(comps, qualities, fmr=0.01, curves=("edc",)).tau
+    whole = bootstrap_pauc(comps, qualities, labels, tau, resamples=20, seed=3)
+    monkeypatch.setattr(bootstrap_module, "BLOCK_VALUES", 1)  # one resample per block
+    monkeypatch.setattr(bootstrap_module, "PREFIX", 0.1)
+    parts = bootstrap_pauc(comps, qualities, labels, tau, resamples=20, seed=3)
+    pd.testing.assert_frame_equal(parts.samples, whole.samples, rtol=0, atol=1e-12)
+    pd.testing.assert_series_equal(parts.estimates, whole.estimates, rtol=0, atol=1e-12)
+
+
+def test_thin_keeps_the_curve_exact_at_every_grid_point():
+    rng = np.random.default_rng(0)
+    comps = random_protocol(n_mated=3000, n_non_mated=5000)
+    curves = evaluate(comps, {"q": rng.random(comps.n_images)}).curves
+    thinned = thin(curves, 200)
+    full = curves[(curves["measure"] == "q") & (curves["curve"] == "edc")]
+    few = thinned[(thinned["measure"] == "q") & (thinned["curve"] == "edc")]
+    assert len(full) > 1000 and len(few) <= 201 and few.iloc[-1].equals(full.iloc[-1])
+    for d in np.linspace(0, 1, 201):  # the step in force at d is the same
+        want = full.iloc[np.searchsorted(full["discard"], d, side="right") - 1]
+        got = few.iloc[np.searchsorted(few["discard"], d, side="right") - 1]
+        assert (got["fnmr"], got["quality_cut"]) == (want["fnmr"], want["quality_cut"])
+    short = curves[curves["curve"] != "edc"]
+    pd.testing.assert_frame_equal(thinned[thinned["curve"] != "edc"].reset_index(drop=True),
+                                  short.reset_index(drop=True))  # ERC and references (~100 points): as they are
 
 
 def test_bootstrap_resamples_identities_not_pairs():

@@ -9,11 +9,11 @@ numpy and pandas only (no torch, no FiftyOne): embeddings come in as arrays.
 """
 
 from .bootstrap import Bootstrap, bootstrap_pauc, identity_counts
-from .comparisons import Comparisons, PairSet, index_pairs, read_lfw_pairs
+from .comparisons import Comparisons, PairSet, count_non_mated, index_pairs, read_lfw_pairs
 from .curves import (BEST, CURVE_LABELS, ERC_FRACTIONS, FNMR_AT, PAUC_AT, RANDOM, Evaluation, evaluate,
-                     reference_curves, summarise)
+                     reference_curves, summarise, thin)
 from .threshold import kept_for_threshold
 
 __all__ = ["BEST", "Bootstrap", "CURVE_LABELS", "Comparisons", "ERC_FRACTIONS", "Evaluation", "FNMR_AT",
-           "PAUC_AT", "PairSet", "RANDOM", "bootstrap_pauc", "evaluate", "identity_counts", "index_pairs",
-           "kept_for_threshold", "read_lfw_pairs", "reference_curves", "summarise"]
+           "PAUC_AT", "PairSet", "RANDOM", "bootstrap_pauc", "count_non_mated", "evaluate", "identity_counts",
+           "index_pairs", "kept_for_threshold", "read_lfw_pairs", "reference_curves", "summarise", "thin"]

@@ -67,7 +67,7 @@ def edc_curve(comparisons: Comparisons, levels: np.ndarray, values: np.ndarray, 
 
 def edc_steps(count: np.ndarray, err: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """FNM-EDC points from the mated pairs and errors of each tie group, lowest quality first (last axis;
-    leading axes are independent curves, e.g. bootstrap resamples): discard fraction, FNMR, pairs kept."""
+    leading axes are independent curves): discard fraction, FNMR, pairs kept."""
     n, e = count.sum(axis=-1, keepdims=True), err.sum(axis=-1, keepdims=True)
     gone = np.cumsum(count, axis=-1)
     left = n - gone
@@ -130,6 +130,20 @@ def summarise(curve: pd.DataFrame, fnmr_at: Sequence[float] = FNMR_AT,
         row[f"pauc_{_pct(d)}_norm"] = raw / (fnmr0 * d) if fnmr0 > 0 else np.nan
     row["auc"] = area(x, y, float(x[-1]))
     return row
+
+
+def thin(curves: pd.DataFrame, points: int) -> pd.DataFrame:
+    """At most ``points`` + 1 points per measure and curve type: of a longer curve (an EDC has a point per
+    distinct pair quality, ~10^6 at 10^6 images), the point in force at every 1/points of discard and the
+    last point, so the thinned step curve is exact there. For storing and plotting; summaries are computed
+    on the full curve."""
+    parts = []
+    for _, group in curves.groupby(["measure", "curve"], sort=False):
+        if len(group) > points + 1:
+            at = np.searchsorted(group["discard"].to_numpy(), np.linspace(0, 1, points + 1), side="right") - 1
+            group = group.iloc[sorted({*at.tolist(), len(group) - 1})]
+        parts.append(group)
+    return pd.concat(parts, ignore_index=True)
 
 
 def reference_curves(fnmr0: float, points: int = 101) -> pd.DataFrame:
