@@ -1,5 +1,6 @@
 """compute_face_quality: FaceQAN scores for a FiftyOne dataset or view, written in chunks so a stopped
-run loses at most one chunk, and resumable (faces already scored with the same settings are skipped)."""
+run loses at most one chunk, and resumable (faces already scored with the same settings are skipped); or,
+with ``shards``, the same run queued as delegated operations for workers (fiftyone_faceqan.sharding)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from faceqan.pipeline import iter_score_rows
 from .faces import DetectionCrops
 from .fields import check_quality_target
 from .runs import FaceQANBrainConfig, FaceQANResults
+from .sharding import QueuedShards, Shard, check_shard_run, check_split, queue_shards
 from .store import ScoreWriter, face_work, image_work
 
 
@@ -25,9 +27,15 @@ def _config(config: FaceQANConfig | None, overrides: dict) -> FaceQANConfig:
     return dataclasses.replace(config or FaceQANConfig(), **overrides)
 
 
-def _check_request(samples, quality_field, detections_field, alignment, chunk_size, num_workers) -> None:
+def _check_request(samples, model, quality_field, detections_field, alignment, chunk_size, num_workers, overwrite,
+                   shards, shard) -> None:
     """Everything but the FaceQAN settings and the model, which check themselves when built."""
     check_quality_target(samples._root_dataset, quality_field, detections_field)
+    if shards is not None:
+        check_split(shards, overwrite)
+        if shard is not None or isinstance(model, FaceModel):
+            raise ValueError("shards queue the run for workers, which load the model by name: give a model name "
+                             "(and weights), not a loaded model, and no shard")
     if alignment not in ALIGN_MODES:
         raise ValueError(f"alignment must be one of {', '.join(ALIGN_MODES)}, got {alignment!r}")
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
@@ -42,7 +50,9 @@ def compute_face_quality(samples, model: str | FaceModel = DEFAULT_MODEL, qualit
                          detections_field: str | None = None, config: FaceQANConfig | None = None,
                          weights: str | None = None, alignment: str = FacePreparer.align, overwrite: bool = False,
                          chunk_size: int = 32, num_workers: int | None = None, progress: bool = True,
-                         on_progress: Callable[[int, int], None] | None = None, **settings) -> FaceQANResults:
+                         on_progress: Callable[[int, int], None] | None = None, shards: int | None = None,
+                         stalled_after: float | None = None, shard: Shard | None = None,
+                         **settings) -> FaceQANResults | QueuedShards:
     """Score every sample of ``samples`` (a dataset or view) with FaceQAN, or with ``detections_field``
     every detected face, and record the run as the brain run ``quality_field``.
 
@@ -53,9 +63,16 @@ def compute_face_quality(samples, model: str | FaceModel = DEFAULT_MODEL, qualit
     whose last attempt failed are tried again. ``on_progress(done, total)`` is called as files are scored.
     Failures are stored in ``<field>_error``. Every argument, the model and the fields to write are checked
     before any image is read: a refused call changes nothing (fiftyone_faceqan.fields says which fields).
+
+    ``shards=N`` scores nothing here: it registers the run and queues its unfinished shards (N disjoint id
+    ranges of ``samples``) as delegated operations that any `fiftyone delegated launch` worker connected to
+    this database runs, and returns a QueuedShards. Calling it again queues only what is unfinished; a shard
+    whose running operation reported nothing for ``stalled_after`` seconds (a killed worker) is queued again.
+    ``shard`` is the one shard a queued operation scores (the Compute operator passes it).
     """
     detections_field = detections_field or None
-    _check_request(samples, quality_field, detections_field, alignment, chunk_size, num_workers)
+    _check_request(samples, model, quality_field, detections_field, alignment, chunk_size, num_workers, overwrite,
+                   shards, shard)
     config = _config(config, settings)
     face_model = model if isinstance(model, FaceModel) else load_model(model, weights=weights)
     preparer = FacePreparer.for_model(face_model, align=alignment)
@@ -65,6 +82,14 @@ def compute_face_quality(samples, model: str | FaceModel = DEFAULT_MODEL, qualit
         **dataclasses.asdict(config))
     fingerprint = run_config.fingerprint
     dataset = samples._root_dataset
+    if shards is not None:
+        request = {"model": face_model.name, "weights": weights, "quality_field": quality_field,
+                   "detections_field": detections_field, "alignment": alignment, "chunk_size": chunk_size,
+                   "num_workers": num_workers, **dataclasses.asdict(config)}
+        return queue_shards(samples, run_config, shards, request, stalled_after)
+    if shard is not None:
+        check_shard_run(dataset, quality_field, fingerprint)
+        samples = shard.select(samples)
     started = time.monotonic()
 
     if detections_field:
@@ -83,7 +108,8 @@ def compute_face_quality(samples, model: str | FaceModel = DEFAULT_MODEL, qualit
             return owners[row["path"]]
 
     method = run_config.build()  # everything is checked: only now is anything written
-    method.register_run(samples, quality_field, overwrite=True, cleanup=False)
+    if shard is None:  # a shard's run was registered when it was queued
+        method.register_run(samples, quality_field, overwrite=True, cleanup=False)
     writer = ScoreWriter(dataset, quality_field, detections_field, fingerprint, targets, chunk_size)
     done = 0
     if paths:
@@ -96,5 +122,6 @@ def compute_face_quality(samples, model: str | FaceModel = DEFAULT_MODEL, qualit
         writer.flush()
     results = FaceQANResults(samples, run_config, quality_field, scored=writer.scored, skipped=skipped,
                              failed=writer.failed, seconds=round(time.monotonic() - started, 3), backend=method)
-    method.save_run_results(samples, quality_field, results)
+    if shard is None:
+        method.save_run_results(samples, quality_field, results)
     return results

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 
 import fiftyone.core.brain as fob
 
 from faceqan.config import FaceQANConfig, score_settings, settings
 from faceqan.models import DEFAULT_MODEL
 
-from .fields import output_fields, run_field
+from .fields import field_names, output_fields, run_field
 
 
 class FaceQANBrainConfig(fob.BrainMethodConfig):
@@ -67,19 +68,69 @@ class FaceQANBrain(fob.BrainMethod):
 
 
 class FaceQANResults(fob.BrainResults):
-    """What a run produced: counts of faces scored, skipped (already scored) and failed, and seconds taken."""
+    """What one call produced: faces scored, skipped (already scored) and failed, and seconds taken; for a run
+    split into ``shards`` the call that queued them (the shards report their own counts). ``progress()`` is the
+    run's state over its whole target, read from the stored scores."""
 
-    def __init__(self, samples, config, brain_key, scored=0, skipped=0, failed=0, seconds=0.0, backend=None):
+    def __init__(self, samples, config, brain_key, scored=0, skipped=0, failed=0, seconds=0.0, shards=None,
+                 backend=None):
         super().__init__(samples, config, brain_key, backend=backend)
         self.scored = scored
         self.skipped = skipped
         self.failed = failed
         self.seconds = seconds
+        self.shards = shards
 
     def attributes(self):
-        return ["cls", "scored", "skipped", "failed", "seconds"]
+        return ["cls", "scored", "skipped", "failed", "seconds", "shards"]
+
+    def progress(self) -> "RunProgress":
+        return run_progress(self.samples, self.key)
 
     @classmethod
     def _from_dict(cls, d, samples, config, brain_key):
         return cls(samples, config, brain_key, scored=d.get("scored", 0), skipped=d.get("skipped", 0),
-                   failed=d.get("failed", 0), seconds=d.get("seconds", 0.0))
+                   failed=d.get("failed", 0), seconds=d.get("seconds", 0.0), shards=d.get("shards"))
+
+
+@dataclass(frozen=True)
+class RunProgress:
+    """Targets (samples, or faces of a detections field) of a run: scored, failed (error stored, retried by the
+    next call) and total. ``complete``: every target has its result."""
+
+    scored: int
+    failed: int
+    total: int
+
+    @property
+    def pending(self) -> int:
+        return self.total - self.scored - self.failed
+
+    @property
+    def complete(self) -> bool:
+        return self.pending == 0
+
+
+def run_progress(samples, quality_field: str = "faceqan") -> RunProgress:
+    """Progress of the FaceQAN run ``quality_field`` over ``samples`` (a dataset: the run's own target view),
+    counted in the stored scores, so any number of workers can write while anyone reads: a target counts
+    once it carries the run's fingerprint."""
+    import fiftyone as fo
+    from fiftyone import ViewField as F
+
+    dataset = samples._root_dataset
+    if quality_field not in dataset.list_brain_runs():
+        raise ValueError(f"dataset {dataset.name!r} has no FaceQAN run {quality_field!r}")
+    config = dataset.get_brain_info(quality_field).config
+    if isinstance(samples, fo.Dataset):
+        samples = dataset.load_brain_view(quality_field)
+    marked = F(run_field(quality_field)) == config.fingerprint  # the writer stores the mark after the values
+    matches = marked, marked & (F(field_names(quality_field)["error"]) != None)  # noqa: E711
+    if config.detections_field:  # label attributes workers add are matched without this process's schema
+        path = f"{config.detections_field}.detections"
+        total = samples.count(path)
+        finished, failed = (samples.filter_labels(config.detections_field, m).count(path) for m in matches)
+    else:
+        total = samples.count()
+        finished, failed = (samples.match(m).count() for m in matches)
+    return RunProgress(finished - failed, failed, total)

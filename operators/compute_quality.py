@@ -1,5 +1,8 @@
 """Operators over the SDK: "Compute FaceQAN quality" and "Detect faces". They only read and check the
-form, then call fiftyone_faceqan, so the App, the SDK and delegated runs compute the same thing."""
+form, then call fiftyone_faceqan, so the App, the SDK and delegated runs compute the same thing.
+
+"Compute FaceQAN quality" also runs the shards that ``compute_face_quality(..., shards=N)`` (or its own "Split
+into N tasks" choice) queues: a queued shard carries the SDK's arguments, not a form."""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ try:
     import fiftyone_faceqan
     from fiftyone_faceqan import DEFAULT_MODEL, FaceQANConfig, list_models, settings
     from fiftyone_faceqan.fields import check_detector_target, check_quality_target
+    from fiftyone_faceqan.sharding import check_split, shard_request
 except ImportError as exc:  # the plugin folder is found, but its third-party requirements are not installed
     raise ImportError("the FaceQAN plugin needs its requirements: `fiftyone plugins requirements @faceqan/faceqan "
                       f"--install` ({exc})") from exc
@@ -81,8 +85,32 @@ def quality_kwargs(ctx) -> dict:
     kwargs = {"model": model, "weights": weights, "quality_field": params.get("quality_field") or "faceqan",
               "detections_field": (params.get("detections_field") or "").strip() or None,
               "overwrite": bool(params.get("overwrite")), **face_settings(params)}
+    shards = _shards(params)
+    if shards != 1:  # "Split into N tasks"
+        check_split(shards, kwargs["overwrite"])
+        kwargs["shards"] = shards
     check_quality_target(ctx.target_view()._root_dataset, kwargs["quality_field"], kwargs["detections_field"])
     return kwargs
+
+
+def _shards(params: dict):
+    """The "Split into N tasks" choice (the App sends whole numbers as floats)."""
+    value = params.get("shards", 1)
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def _progress_outputs(results: dict, dataset, quality_field: str) -> dict:
+    """The run's state over its whole target (all shards), read from the stored scores."""
+    progress = fiftyone_faceqan.run_progress(dataset, quality_field)
+    return {**results, "run_scored": progress.scored, "run_failed": progress.failed, "run_total": progress.total,
+            "run_complete": progress.complete}
+
+
+OUTPUTS = {"shard": ("str", "Shard"), "queued": ("int", "Shards queued"), "finished": ("int", "Shards already done"),
+           "in_progress": ("int", "Shards already queued or running"), "scored": ("int", "Faces scored"),
+           "skipped": ("int", "Faces skipped"), "failed": ("int", "Faces failed"), "seconds": ("float", "Seconds"),
+           "run_scored": ("int", "Run: faces scored (all shards)"), "run_failed": ("int", "Run: faces failed"),
+           "run_total": ("int", "Run: faces in total"), "run_complete": ("bool", "Run complete")}
 
 
 def _delegate_choice(inputs: types.Object) -> None:
@@ -97,13 +125,21 @@ class ComputeFaceQuality(foo.Operator):
         return foo.OperatorConfig(
             name="compute_face_quality", label="Compute FaceQAN quality",
             description="Face image quality from adversarial noise (FaceQAN), per sample or per detected face",
-            dynamic=True, allow_immediate_execution=True, allow_delegated_execution=True)
+            dynamic=True, allow_immediate_execution=True, allow_delegated_execution=True,
+            allow_distributed_execution=True)  # FiftyOne Enterprise splits the view itself; open source ignores it
 
     def resolve_delegation(self, ctx):
-        return bool(ctx.params.get("delegate", False))
+        split = _shards(ctx.params) != 1  # queuing the shards takes a moment: done now, they are the delegated work
+        return not split and bool(ctx.params.get("delegate", False))
 
     def resolve_input(self, ctx):
         inputs = types.Object()
+        if "shard" in ctx.params:  # a queued shard: the SDK's arguments, checked again as it starts
+            try:
+                shard_request(ctx.params)
+            except (KeyError, TypeError, ValueError) as exc:
+                refuse(inputs, f"not a FaceQAN shard: {exc}")
+            return types.Property(inputs)
         ctx.target_view()  # opts the form into the target view choice (dataset, current view, selection)
         model_input(inputs, "model", "Model", _weights(ctx.params))
         inputs.str("weights", label="Weights file (optional)",
@@ -116,6 +152,10 @@ class ComputeFaceQuality(foo.Operator):
         inputs.bool("overwrite", default=False, label="Overwrite",
                     description="Rescore faces already scored with the same settings")
         _delegate_choice(inputs)
+        inputs.int("shards", default=1, min=1, label="Split into N tasks",
+                   description="Queue N delegated operations over disjoint parts of the target, for N workers "
+                               "(`fiftyone delegated launch` or `faceqan workers`, one per GPU, any machine on "
+                               "this database); queuing again queues only unfinished parts")
         try:
             quality_kwargs(ctx)
         except (ValueError, TypeError) as exc:
@@ -123,20 +163,32 @@ class ComputeFaceQuality(foo.Operator):
         return types.Property(inputs, view=types.View(label="Compute FaceQAN quality"))
 
     def execute(self, ctx):
-        def progress(done, total):
-            ctx.set_progress(progress=done / max(total, 1), label=f"FaceQAN: {done}/{total} files")
+        if "shard" in ctx.params:
+            kwargs, view = shard_request(ctx.params), ctx.view
+            task = f"FaceQAN shard {kwargs['shard'].name}"
+        else:
+            kwargs, view, task = quality_kwargs(ctx), ctx.target_view(), "FaceQAN"
 
-        results = fiftyone_faceqan.compute_face_quality(ctx.target_view(), progress=False, on_progress=progress,
-                                                        **quality_kwargs(ctx))
-        ctx.trigger("reload_dataset")
-        return {"scored": results.scored, "skipped": results.skipped, "failed": results.failed,
-                "seconds": results.seconds}
+        def progress(done, total):  # also the heartbeat by which a stalled shard is recognised
+            ctx.set_progress(progress=done / max(total, 1), label=f"{task}: {done}/{total} files")
+
+        results = fiftyone_faceqan.compute_face_quality(view, progress=False, on_progress=progress, **kwargs)
+        if "shards" in kwargs:
+            counts = {"queued": len(results.queued), "finished": len(results.finished),
+                      "in_progress": len(results.in_progress)}
+        else:
+            counts = {"scored": results.scored, "skipped": results.skipped, "failed": results.failed,
+                      "seconds": results.seconds}
+            if "shard" in kwargs:
+                counts["shard"] = kwargs["shard"].name
+            ctx.trigger("reload_dataset")
+        return _progress_outputs(counts, view._root_dataset, kwargs["quality_field"])
 
     def resolve_output(self, ctx):
         outputs = types.Object()
-        for name in ("scored", "skipped", "failed"):
-            outputs.int(name, label=f"Faces {name}")
-        outputs.float("seconds", label="Seconds")
+        for name, (kind, label) in OUTPUTS.items():
+            if name in (ctx.results or OUTPUTS):
+                getattr(outputs, kind)(name, label=label)
         return types.Property(outputs, view=types.View(label="FaceQAN finished"))
 
 

@@ -56,6 +56,9 @@ def _form(uri, dataset, params):
     (URI, {"detections_field": "uniqueness"}, "detections_field 'uniqueness' is not a Detections field"),
     (URI, {"model": "iresnet50"}, "model 'iresnet50' has no weights file here"),
     (URI, {"weights": "/no/such/backbone.pth"}, "weights file /no/such/backbone.pth does not exist"),
+    (URI, {"shards": 0}, "shards must be a whole number >= 1"),
+    (URI, {"shards": 2.5}, "shards must be a whole number >= 1"),
+    (URI, {"shards": 2, "overwrite": True}, "shards cannot be combined with overwrite"),
     ("@faceqan/faceqan/detect_faces", {"field": "tags"}, "field 'tags' is a built-in FiftyOne field"),
 ])
 def test_invalid_form_cannot_be_executed(three_faces, uri, params, reason):
@@ -109,9 +112,30 @@ def test_delegated_execution(three_faces):
     assert "delegated_q" in three_faces.list_brain_runs()
 
 
+def test_split_into_tasks_queues_shards_that_workers_run(three_faces):
+    """The form's "Split into N tasks" queues N shard operations at once (no worker needed to queue them);
+    a worker runs them; each reports its shard and the run's progress over all shards."""
+    import fiftyone.operators as foo
+    from fiftyone.operators.delegated import DelegatedOperationService
+
+    params = {**SMALL, "quality_field": "split_q", "shards": 2, "delegate": True}
+    queued = foo.execute_operator(URI, ctx={"dataset": three_faces, "params": params})
+    queued.raise_exceptions()
+    assert not queued.delegated  # queuing happens now; the shards are the delegated work
+    assert (queued.result["queued"], queued.result["run_total"], queued.result["run_complete"]) == (2, 3, False)
+    assert three_faces.list_brain_runs() == ["split_q"] and not three_faces.has_sample_field("split_q")
+
+    ran = DelegatedOperationService().execute_queued_operations(dataset_name=three_faces.name)
+    assert sorted((r.result["shard"], r.result["scored"]) for r in ran) == [("0/2", 1), ("1/2", 2)]
+    assert (ran[-1].result["run_scored"], ran[-1].result["run_complete"]) == (3, True)  # the last one to finish
+    three_faces.reload()
+    assert three_faces.count("split_q") == 3
+    assert three_faces.load_brain_results("split_q").progress().complete
+
+
 def test_faces_detected_and_scored_per_detection(fo_dataset):
     import fiftyone as fo
-    from fiftyone_faceqan import compute_face_quality, detect_faces
+    from fiftyone_faceqan import compute_face_quality, detect_faces, run_progress
 
     raw = DATA / "lfw-raw-fold1"
     paths = sorted(raw.rglob("*.jpg"))[:2]
@@ -129,5 +153,7 @@ def test_faces_detected_and_scored_per_detection(fo_dataset):
     qualities = patches.values("faces.faceqan")
     assert len(qualities) == found and qualities == sorted(qualities, reverse=True)
     assert compute_face_quality(fo_dataset, detections_field="faces", progress=False, **SMALL).skipped == found
+    progress = run_progress(fo_dataset)  # counted on the detections
+    assert (progress.scored, progress.failed, progress.total, progress.complete) == (found, 0, found, True)
     fo_dataset.delete_brain_run("faceqan")
     assert not fo_dataset.has_sample_field("faces.detections.faceqan")
