@@ -13,23 +13,19 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from pathlib import Path
+
+from lfw_subset import add_data_argument, subset_paths
 
 os.environ.setdefault("FIFTYONE_DO_NOT_TRACK", "true")
-
-LFW_112 = Path(__file__).resolve().parents[2] / "shared" / "data" / "lfw-112"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=100, help="number of LFW crops (default %(default)s)")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--data", type=Path, default=LFW_112, help="folder with erc_subset.txt")
+    add_data_argument(parser)
     args = parser.parse_args()
-    subset = args.data / "erc_subset.txt"
-    if not subset.is_file():
-        raise SystemExit(f"{subset} not found: pass --data <lfw-112 folder> (see ../shared/data/README.md)")
-    paths = [str(args.data / rel) for rel in subset.read_text().split()[: args.images]]
+    paths = subset_paths(args.data, args.images)
 
     import fiftyone as fo
     from faceqan.align import FacePreparer

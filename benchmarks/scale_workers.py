@@ -22,8 +22,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from lfw_subset import add_data_argument, subset_paths
+
 REPO = Path(__file__).resolve().parents[1]
-LFW_112 = REPO.parent / "shared" / "data" / "lfw-112"
 PLUGINS = Path(tempfile.mkdtemp(prefix="faceqan-plugins-"))
 (PLUGINS / "faceqan").symlink_to(REPO)
 os.environ.update({"FIFTYONE_DO_NOT_TRACK": "true", "FIFTYONE_PLUGINS_DIR": str(PLUGINS)})
@@ -71,12 +72,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=40, help="number of LFW crops (default %(default)s)")
     parser.add_argument("--shards", type=int, default=4, help="shards of the run, the same for both (default 4)")
-    parser.add_argument("--data", type=Path, default=LFW_112, help="folder with erc_subset.txt")
+    add_data_argument(parser)
     args = parser.parse_args()
-    subset = args.data / "erc_subset.txt"
-    if not subset.is_file():
-        raise SystemExit(f"{subset} not found: pass --data <lfw-112 folder> (see ../shared/data/README.md)")
-    paths = [str(args.data / rel) for rel in subset.read_text().split()[: args.images]]
+    paths = subset_paths(args.data, args.images)
     print(f"{len(paths)} images, SFace, cpu, k=10 l=5, {args.shards} shards, one torch thread per worker; "
           f"load average before: {load()}", flush=True)
     one, scores_one = timed_run(paths, 1, args.shards)
