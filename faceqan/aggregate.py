@@ -9,26 +9,32 @@ import torch
 
 @dataclass
 class QualityScores:
-    """Per-image FaceQAN outputs, each a float tensor of shape (N,)."""
+    """Per-image FaceQAN outputs, each a float tensor of shape (N,); ``noise_map`` (N, H, W) fp32 only when
+    scoring was asked to keep the adversarial-noise maps (FaceQAN.score(maps=True))."""
 
     quality: torch.Tensor
     mean_similarity: torch.Tensor
     std_similarity: torch.Tensor
     q_adv: torch.Tensor
     symmetry: torch.Tensor
+    noise_map: torch.Tensor | None = None
 
-    FIELDS = ("quality", "mean_similarity", "std_similarity", "q_adv", "symmetry")
+    FIELDS = ("quality", "mean_similarity", "std_similarity", "q_adv", "symmetry")  # the numbers, not the map
 
     def rows(self) -> list[dict]:
-        """One dict of Python floats per image."""
+        """One dict of Python floats per image, plus its map as an (H, W) numpy array when kept."""
         columns = {name: getattr(self, name).tolist() for name in self.FIELDS}
+        if self.noise_map is not None:
+            columns["noise_map"] = list(self.noise_map.numpy())
         return [dict(zip(columns, values)) for values in zip(*columns.values())]
 
     @classmethod
     def concat(cls, parts: list["QualityScores"]) -> "QualityScores":
         if not parts:
             return cls(*(torch.empty(0) for _ in cls.FIELDS))
-        return cls(*(torch.cat([getattr(p, name) for p in parts]) for name in cls.FIELDS))
+        maps = [p.noise_map for p in parts]
+        return cls(*(torch.cat([getattr(p, name) for p in parts]) for name in cls.FIELDS),
+                   noise_map=None if any(m is None for m in maps) else torch.cat(maps))
 
 
 def aggregate(similarities: torch.Tensor, symmetry: torch.Tensor, power: int) -> QualityScores:

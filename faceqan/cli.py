@@ -73,10 +73,15 @@ def checked_score_args(args: argparse.Namespace):
     from .output import ScoreTable
     from .shards import parse_shard, shard_record, shard_slice
 
+    from .noise_maps import check_maps, check_maps_folder
+
     shard = parse_shard(args.shard) if args.shard is not None else None
     if shard and not args.out:
         raise ValueError("--shard needs --out: `faceqan merge` reads each shard's output and its record")
     config = config_from_args(args)
+    if args.maps:
+        check_maps(config)
+        check_maps_folder(Path(args.maps))
     if args.workers is not None and args.workers < 0:
         raise ValueError(f"--workers must be 0 or more, got {args.workers}")
     prepare = FacePreparer.for_model(get_entry(args.model), align=args.align, faces=args.faces,
@@ -106,28 +111,32 @@ def checked_score_args(args: argparse.Namespace):
 
 
 def cmd_score(args: argparse.Namespace) -> int:
+    from .noise_maps import MapWriter, maps_missing
     from .output import failed
     from .pipeline import iter_score_rows, rows_to_frame, score_settings
     from .shards import INPUTS_KEY, SHARD_KEY
 
     config, prepare, table, paths, scope, model = checked_score_args(args)
-    settings = {**score_settings(model, config, prepare), **scope}
+    # recorded only when given (older records stay valid): a resume must keep maps as the run began
+    maps = {"noise_maps": args.maps} if args.maps else {}
+    settings = {**score_settings(model, config, prepare), **scope, **maps}
     previous = table.previous(settings) if table else {}
     names = {str(p) for p in paths}
-    retry = {path for path, rows in previous.items() if failed(rows) and path in names}
+    retry = {path for path, rows in previous.items() if (failed(rows) or maps_missing(rows)) and path in names}
     kept = {path: rows for path, rows in previous.items() if path not in retry}
     todo = [p for p in paths if str(p) not in kept]
     if previous and not args.quiet:
         print(f"resuming {table.out}: {len(kept)} files kept, {len(todo)} to score ({len(retry)} of them failed "
-              "before)", file=sys.stderr)
+              "or lost their map before)", file=sys.stderr)
 
     if table:
         table.start(settings, kept)
     collected, counts = [], Counter(scored=0, failed=0)
+    keep_map = MapWriter(Path(args.maps), config) if args.maps else (lambda row: row)
     try:
         for rows in iter_score_rows(todo, model, config, prepare=prepare, num_workers=args.workers,
-                                    progress=not args.quiet):
-            rows = [{"path": row["path"], "model": model.name, **row} for row in rows]
+                                    progress=not args.quiet, maps=bool(args.maps)):
+            rows = [keep_map({"path": row["path"], "model": model.name, **row}) for row in rows]
             counts.update("failed" if failed([row]) else "scored" for row in rows)
             if table:
                 table.append(rows)
@@ -211,6 +220,11 @@ def build_parser() -> argparse.ArgumentParser:
                             "input files, after expanding folders and --list, sorted by path and cut into N "
                             "contiguous slices. Give every shard the same inputs and settings, each its own --out "
                             "(required); `faceqan merge` joins them")
+    score.add_argument("--maps", metavar="DIR",
+                       help="also keep each face's adversarial-noise map (no second attack): a 16-bit grayscale "
+                            "PNG per face in DIR, in units of the attack budget (65535 = the most a pixel can "
+                            "move), its path in the column noise_map and its concentration (std/mean) in "
+                            "noise_concentration; raw photos get the aligned crop's map")
     score.add_argument("--workers", type=int, default=None, help="image decoding processes")
     score.add_argument("--quiet", action="store_true", help="no progress bar")
     add_face_arguments(score)

@@ -13,6 +13,7 @@ from torch import nn
 from .aggregate import QualityScores, aggregate
 from .config import FaceQANConfig, resolve_device
 from .noise import initial_noise
+from .noise_maps import check_maps
 
 # Images per step. On a CPU one image (k copies) per step was measured fastest (DESIGN.md §3);
 # on a GPU large batches fill the device, and an out-of-memory error halves the batch.
@@ -48,8 +49,9 @@ class FaceQAN:
 
     def score(self, images: torch.Tensor, keys: Sequence[str | int] | None = None,
               noise: torch.Tensor | None = None,
-              progress: Callable[[int], None] | None = None) -> QualityScores:
-        """Score every image; ``progress(n)`` is called after each step with the number just scored."""
+              progress: Callable[[int], None] | None = None, maps: bool = False) -> QualityScores:
+        """Score every image; ``progress(n)`` is called after each step with the number just scored.
+        ``maps=True`` also keeps each image's adversarial-noise map (see ``attack``) in ``noise_map``."""
         if images.ndim != 4 or images.shape[1] != 3:
             raise ValueError(f"images must be (N, 3, H, W), got {tuple(images.shape)}")
         n = images.shape[0]
@@ -58,6 +60,8 @@ class FaceQAN:
         expected_noise = (n, self.config.copies, *images.shape[1:])
         if noise is not None and tuple(noise.shape) != expected_noise:
             raise ValueError(f"noise must have shape {expected_noise}, got {tuple(noise.shape)}")
+        if maps:
+            check_maps(self.config)
         parts, start = [], 0
         while start < n:
             stop = min(start + self.batch_size, n)
@@ -65,7 +69,7 @@ class FaceQAN:
             batch_noise = noise[start:stop] if noise is not None else self._noise(
                 batch, keys[start:stop] if keys is not None else None)
             try:
-                parts.append(self._score_batch(batch, batch_noise))
+                parts.append(self._score_batch(batch, batch_noise, maps))
             except torch.cuda.OutOfMemoryError:
                 if self.batch_size == 1:
                     raise
@@ -95,13 +99,20 @@ class FaceQAN:
         with self._autocast():
             return self.model(x).float()
 
-    def _score_batch(self, images: torch.Tensor, noise: torch.Tensor) -> QualityScores:
-        similarities, symmetry = self.attack(images, noise)
-        return _to_cpu(aggregate(similarities, symmetry, self.config.power))
+    def _score_batch(self, images: torch.Tensor, noise: torch.Tensor, maps: bool) -> QualityScores:
+        similarities, symmetry, *noise_map = self.attack(images, noise, maps=maps)
+        scores = aggregate(similarities, symmetry, self.config.power)
+        if maps:
+            scores.noise_map = noise_map[0]
+        return _to_cpu(scores)
 
-    def attack(self, images: torch.Tensor, noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def attack(self, images: torch.Tensor, noise: torch.Tensor, maps: bool = False) -> tuple[torch.Tensor, ...]:
         """One batch, unaggregated: the measured similarities (B, l*k official / k paper, in the official
-        code's order: step by step, copy by copy) and the symmetry (B,)."""
+        code's order: step by step, copy by copy) and the symmetry (B,); with ``maps=True`` a third element,
+        the adversarial-noise map (B, H, W) fp32: |adversarial copy - initial noisy copy| averaged over the k
+        copies and the channels. The adversarial copy is the last one whose similarity enters Q: after l-1
+        steps (official: its l-th step is never measured, so never taken; l=1 takes none and the map is 0),
+        after l steps (paper). Both copies are the clipped ones the model saw."""
         c = self.config
         b, k = images.shape[0], c.copies
         images = images.to(self.device, torch.float32, non_blocking=True)
@@ -120,6 +131,7 @@ class FaceQAN:
         official = c.variant == "official"
         low = -1.0 if official else 0.0  # the official clip to [-1, 1] lets dark pixels go below 0
         adv = (images.unsqueeze(1) + noise).clamp(low, 1.0).flatten(0, 1)
+        initial = adv  # the steps below make new tensors: keeping it costs nothing
         measured = []
         for i in range(c.iterations):
             last = i == c.iterations - 1
@@ -141,8 +153,14 @@ class FaceQAN:
         if not official:
             with torch.no_grad():
                 measured.append(F.cosine_similarity(self._embed(adv), target, dim=1))
-        return torch.stack([m.view(b, k) for m in measured], dim=1).flatten(1), symmetry
+        similarities = torch.stack([m.view(b, k) for m in measured], dim=1).flatten(1)
+        if not maps:
+            return similarities, symmetry
+        with torch.no_grad():
+            noise_map = (adv - initial).abs().view(b, k * images.shape[1], *images.shape[2:]).mean(dim=1)
+        return similarities, symmetry, noise_map
 
 
 def _to_cpu(scores: QualityScores) -> QualityScores:
-    return QualityScores(*(getattr(scores, name).cpu() for name in QualityScores.FIELDS))
+    return QualityScores(*(getattr(scores, name).cpu() for name in QualityScores.FIELDS),
+                         noise_map=None if scores.noise_map is None else scores.noise_map.cpu())

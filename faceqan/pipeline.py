@@ -20,6 +20,7 @@ from .config import FaceQANConfig
 from .engine import FaceQAN
 from .io import load_image
 from .models.base import FaceModel
+from .noise_maps import MAP_COLUMNS
 
 # A prepare function turns one file into its crops: a list of (info, crop) with crop (3, H, W) in [0,1].
 # info is a dict of extra columns (a face index and box when faces are detected); [] means nothing to score.
@@ -65,8 +66,9 @@ def _error_row(path: Path, info: dict, message: str) -> dict:
 
 def iter_score_rows(paths: Sequence[str | Path], model: FaceModel, config: FaceQANConfig = FaceQANConfig(),
                     prepare: Prepare | None = None, num_workers: int | None = None,
-                    progress: bool = True) -> Iterator[list[dict]]:
-    """Yield the rows of each loader batch as soon as it is scored (for chunked writes and resuming)."""
+                    progress: bool = True, maps: bool = False) -> Iterator[list[dict]]:
+    """Yield the rows of each loader batch as soon as it is scored (for chunked writes and resuming); with
+    ``maps=True`` each scored row also holds its adversarial-noise map, an (H, W) array, under "noise_map"."""
     scorer = FaceQAN(model, config)
     prepare = prepare or partial(whole_image, size=model.input_size)
     bar = tqdm(total=len(paths), unit="img", desc=f"FaceQAN ({model.name})", disable=not progress)
@@ -85,7 +87,7 @@ def iter_score_rows(paths: Sequence[str | Path], model: FaceModel, config: FaceQ
             if scorer.cuda:
                 stacked = stacked.pin_memory()
             try:
-                scored = scorer.score(stacked).rows()
+                scored = scorer.score(stacked, maps=maps).rows()
             except Exception as exc:  # noqa: BLE001 - recorded per crop, the run goes on
                 scored = [None] * len(crops)
                 message = f"{type(exc).__name__}: {exc}"
@@ -126,17 +128,19 @@ def embed_files(paths: Sequence[str | Path], model: FaceModel, batch_size: int =
 
 
 def rows_to_frame(rows: list[dict]):
-    """Rows as a pandas DataFrame: path, any prepare columns, the FaceQAN components, error."""
+    """Rows as a pandas DataFrame: path, any prepare columns, the FaceQAN components, the map columns when
+    maps were kept, error."""
     import pandas as pd
 
     columns = ["path", *QualityScores.FIELDS, "error"]
     frame = pd.DataFrame(rows)
     if frame.empty:
         return pd.DataFrame(columns=columns)
-    extra = [c for c in frame.columns if c not in columns]
+    extra = [c for c in frame.columns if c not in columns and c not in MAP_COLUMNS]
     for name in {"face", "faces_found"} & set(extra):  # counts stay integers next to error rows' gaps
         frame[name] = frame[name].astype("Int64")
-    return frame[["path", *extra, *QualityScores.FIELDS, "error"]]
+    maps = [c for c in MAP_COLUMNS if c in frame.columns]
+    return frame[["path", *extra, *QualityScores.FIELDS, *maps, "error"]]
 
 
 def score_files(paths: Sequence[str | Path], model: FaceModel, config: FaceQANConfig = FaceQANConfig(),
