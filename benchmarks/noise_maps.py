@@ -10,6 +10,7 @@ is bit-identical, and the PNG storage per face.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -62,7 +63,8 @@ def main() -> None:
     total_plain, total_maps = sum(plain_s), sum(maps_s)
     ratios = [m / p for m, p in zip(maps_s, plain_s)]
     print(f"{args.images} LFW crops, SFace, k={config.copies} l={config.iterations} {config.variant}, CPU "
-          f"({torch.get_num_threads()} threads), one face per step, 2-core machine shared with other jobs")
+          f"({torch.get_num_threads()} threads), one face per step, "
+          f"load average {os.getloadavg()[0]:.2f}")
     print(f"without maps: {total_plain:.1f} s ({total_plain / args.images:.2f} s/face); with maps and PNG: "
           f"{total_maps:.1f} s ({total_maps / args.images:.2f} s/face)")
     print(f"overhead: {100 * (total_maps / total_plain - 1):.2f} % (total time); median per-face ratio "
