@@ -70,10 +70,9 @@ def checked_score_args(args: argparse.Namespace):
     from .align import FacePreparer, get_detector
     from .io import IMAGE_SUFFIXES, find_images
     from .models import get_entry, load_model
-    from .output import ScoreTable
+    from .noise_maps import check_maps
+    from .output import ScoreTable, check_maps_folder
     from .shards import parse_shard, shard_record, shard_slice
-
-    from .noise_maps import check_maps, check_maps_folder
 
     shard = parse_shard(args.shard) if args.shard is not None else None
     if shard and not args.out:

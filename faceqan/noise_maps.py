@@ -90,15 +90,6 @@ def maps_missing(rows: list[dict]) -> bool:
     return any(isinstance(row.get("noise_map"), str) and not Path(row["noise_map"]).is_file() for row in rows)
 
 
-def check_maps_folder(folder: Path) -> None:
-    """A folder that is there or can be made, checked before any work."""
-    if folder.exists() and not folder.is_dir():
-        raise ValueError(f"--maps {folder} is a file: give a folder for the map PNGs")
-    existing = next(p for p in folder.absolute().parents if p.exists())
-    if not existing.is_dir():
-        raise ValueError(f"--maps {folder} cannot be created: {existing} is a file, not a folder")
-
-
 def save_figure(images: Sequence[np.ndarray], maps: Sequence[np.ndarray], qualities: Sequence[float],
                 path: str | Path, count: int = 4, title: str | None = None) -> None:
     """The paper's Fig. 1 for any faces: the ``count`` lowest-Q faces (top) and highest-Q faces (bottom), each

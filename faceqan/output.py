@@ -34,6 +34,18 @@ def check_table_path(path: Path, option: str = "--out") -> None:
         raise OutputError(f"{option} must end in .csv or .parquet, got {path}")
     if path.is_dir():
         raise OutputError(f"{option} {path} is a folder: give a file name ending in .csv or .parquet")
+    check_creatable(path, option)
+
+
+def check_maps_folder(folder: Path) -> None:
+    """The folder for `--maps` PNGs: there or can be made, checked before any work."""
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"--maps {folder} is a file: give a folder for the map PNGs")
+    check_creatable(folder, "--maps")
+
+
+def check_creatable(path: Path, option: str) -> None:
+    """``path`` can be created: the nearest of its parents that exists is a folder."""
     existing = next(p for p in path.absolute().parents if p.exists())
     if not existing.is_dir():
         raise OutputError(f"{option} {path} cannot be created: {existing} is a file, not a folder")
