@@ -3,14 +3,19 @@ identities and 512-d embeddings; no engine needed) in a private MongoDB, and the
 
     write_rate       ScoreWriter storing a row for every sample, fed in the engine's batches of 32
     rerun_check_s    image_work on the fully scored dataset (the database picks the unscored samples)
+    calibrate_s      calibrate_quality fitting the unified score on every sample's Q and writing every
+                     sample's score in the database (one update, no sample read into Python)
     panel_*          the rejection panel (benchmarks/scale_panel.py), when that script exists
     edc_s, edc_peak_gb   evaluate_quality with identities, all mated pairs and a seeded sample of 10^7
                      non-mated pairs (or all of them when there are fewer), with progress
+    by_group_s       rejection_by_group: what a threshold rejects in each of the 8 cohorts (issue #15)
+    edc_by_group_s   evaluate_quality split by cohort: the whole collection and each cohort alone
 
 A sample's embedding is its identity's centre plus noise that grows as its quality falls, so the quality
-predicts the comparison errors as a real quality score would. Peak memory is the peak resident set of this
-process during the evaluation (VmHWM, reset just before it through /proc/self/clear_refs); the database runs
-in its own process and is not included.
+predicts the comparison errors as a real quality score would. Each identity belongs to one of 8 cohorts of
+unequal sizes (a categorical field, as a demographic attribute is). Peak memory is the peak resident set of
+this process during the evaluation (VmHWM, reset just before it through /proc/self/clear_refs); the
+database runs in its own process and is not included.
 
     python benchmarks/scale_fiftyone.py --samples 1000000
     python benchmarks/scale_fiftyone.py --samples 20000 --db /tmp/scale-db   # keep the database to reuse it
@@ -38,6 +43,7 @@ REPO = Path(__file__).resolve().parents[1]
 LFW = REPO.parent / "shared" / "data" / "lfw-112"
 DIMS = 512
 PER_IDENTITY = 20  # ~N/20 identities
+COHORTS = (0.3, 0.2, 0.15, 0.1, 0.1, 0.07, 0.05, 0.03)  # share of the identities in each cohort
 NON_MATED = 10**7
 INSERT_BATCH = 10_000
 ENGINE_BATCH = 32  # rows reach the writer in the engine's batches
@@ -93,18 +99,19 @@ def private_database(dbpath: Path):
 
 
 def _synthetic(n: int, seed: int):
-    """Per sample: quality in (0, 1), identity code, and the generator of the embeddings (in blocks)."""
+    """Per sample: quality in (0, 1), identity code, cohort, and the generator of the embeddings (in blocks)."""
     rng = np.random.default_rng(seed)
     quality = rng.random(n)
     identity = rng.integers(0, max(2, n // PER_IDENTITY), size=n)
     centres = rng.standard_normal((identity.max() + 1, DIMS), dtype=np.float32)
+    cohort = rng.choice(len(COHORTS), size=len(centres), p=COHORTS)[identity]  # drawn last: the rest as before
 
     def embeddings(start: int, stop: int) -> np.ndarray:
         noise = np.random.default_rng([seed, start]).standard_normal((stop - start, DIMS), dtype=np.float32)
         scale = (0.5 + 2.5 * (1.0 - quality[start:stop]) ** 2).astype(np.float32)[:, None]  # low quality: noisier
         return centres[identity[start:stop]] + scale * noise
 
-    return quality, identity, embeddings
+    return quality, identity, cohort, embeddings
 
 
 def build(name: str, n: int, seed: int):
@@ -115,7 +122,7 @@ def build(name: str, n: int, seed: int):
 
     if fo.dataset_exists(name):
         dataset = fo.load_dataset(name)
-        if len(dataset) == n and dataset.has_sample_field("embedding"):
+        if len(dataset) == n and dataset.has_sample_field("embedding") and dataset.has_sample_field("cohort"):
             return dataset, 0.0
         dataset.delete()
     started = time.monotonic()
@@ -123,10 +130,11 @@ def build(name: str, n: int, seed: int):
     dataset.add_sample_field("ground_truth", fo.EmbeddedDocumentField, embedded_doc_type=fo.Classification)
     dataset.add_sample_field("embedding", fo.VectorField)
     dataset.add_sample_field("synthetic_quality", fo.FloatField)
+    dataset.add_sample_field("cohort", fo.StringField)
     files = sorted(str(p) for p in LFW.glob("*/*.jpg"))
     if not files:
         raise SystemExit(f"no LFW crops under {LFW}: the App check needs real images")
-    quality, identity, embeddings = _synthetic(n, seed)
+    quality, identity, cohort, embeddings = _synthetic(n, seed)
     from fiftyone.core.odm.sample import _generate_rand
     from fiftyone.core.utils import serialize_numpy_array
 
@@ -137,6 +145,7 @@ def build(name: str, n: int, seed: int):
         now = datetime.now(timezone.utc)
         docs = [{**template, "_id": ObjectId(), "filepath": files[i % len(files)], "_rand": _generate_rand(),
                  "created_at": now, "last_modified_at": now, "synthetic_quality": float(quality[i]),
+                 "cohort": f"cohort_{cohort[i]}",
                  "ground_truth": {**template["ground_truth"], "_id": ObjectId(), "label": f"person_{identity[i]:06d}"},
                  "embedding": serialize_numpy_array(emb)}
                 for i, emb in zip(range(start, stop), embeddings(start, stop))]
@@ -207,6 +216,19 @@ def measure_rerun_check(dataset, fingerprint: str) -> None:
     print(f"rerun_check: {sum(map(len, owners.values()))} to score, {skipped} skipped", flush=True)
 
 
+def measure_calibrate(dataset) -> None:
+    """calibrate_quality as a user with their own weights runs it: fit on the run's Q, rewrite every score."""
+    from fiftyone_faceqan import calibrate_quality
+
+    started = time.monotonic()
+    calibration = calibrate_quality(dataset, "faceqan")
+    report("calibrate_s", time.monotonic() - started, " s")
+    q, unified = dataset.take(1000, seed=0).values(["faceqan", "faceqan_score"])
+    agree = unified == calibration.scores(q).tolist()
+    print(f"calibrate: fitted on {calibration.faces} samples; 1000 random samples' stored scores "
+          f"{'equal' if agree else 'DIFFER from'} Calibration.scores of their Q", flush=True)
+
+
 def measure_panel(dataset) -> None:
     try:
         from scale_panel import measure_panel as panel
@@ -243,6 +265,25 @@ def measure_edc(dataset) -> None:
           flush=True)
     report("edc_s", seconds, " s")
     report("edc_peak_gb", _peak_gb(), " GB")
+
+
+def measure_by_group(dataset) -> None:
+    """What the threshold 0.3 rejects in each cohort (three aggregations), then the evaluation split by cohort
+    (on the stored embeddings, as measure_edc)."""
+    from fiftyone_faceqan import rejection_by_group
+    from fiftyone_faceqan.evaluation import evaluate_quality
+
+    started = time.monotonic()
+    frame = rejection_by_group(dataset, "faceqan", "cohort", 0.3)
+    report("by_group_s", time.monotonic() - started, " s")
+    print(frame.to_string(index=False), flush=True)
+    started = time.monotonic()
+    results = evaluate_quality(dataset, ["faceqan"], identity_field="ground_truth", model=None,
+                               embeddings_field="embedding", eval_key="scale_eval_by", by="cohort")
+    report("edc_by_group_s", time.monotonic() - started, " s")
+    edc = results.group_summary.query("measure == 'faceqan' and curve == 'edc'").set_index("group")
+    print(results.groups.set_index("group")[["n_evaluated", "n_mated", "n_non_mated", "tau"]]
+          .join(edc[["fnmr_0", "pauc_20_norm"]]).to_string(), flush=True)
 
 
 def check_app(dataset, png: Path) -> None:
@@ -304,7 +345,9 @@ def main() -> None:
             measure_write_before(dataset)
             fingerprint = measure_write(dataset)
             measure_rerun_check(dataset, fingerprint)
+            measure_calibrate(dataset)
             measure_edc(dataset)
+            measure_by_group(dataset)
             measure_panel(dataset)
     finally:
         if args.db is None:

@@ -1,5 +1,5 @@
-"""The `faceqan` command line: score files (whole or in shards), merge shards, list models, evaluate scores
-(erc), and the commands installed layers add (the FiftyOne extra's `demo`)."""
+"""The `faceqan` command line: score files (whole or in shards), merge shards, calibrate the unified score, list
+models, evaluate scores (erc), and the commands installed layers add (the FiftyOne extra's `demo`)."""
 
 from __future__ import annotations
 
@@ -21,9 +21,16 @@ SCORE_EXIT_CODES = ("exit status: 0 the output holds at least one score (or its 
                     "usage, a setting, path, model or weights file; one line says what to do); 130 interrupted "
                     "(with --out the scored files are kept: rerun with --resume)")
 
+NO_CALIBRATION = ("no calibration of the unified score applies to {model} with these weights and settings, so the "
+                  "table has no score column: fit one with `faceqan calibrate SCORES.csv --out calibration.json` on "
+                  "a table of 100 faces or more scored with them, and pass --calibration calibration.json")
+
 MERGE_EXIT_CODES = ("exit status: 0 merged; 2 refused, nothing written (one line names the output and why: "
-                    "unfinished, made with other settings, model, weights or inputs, a shard given twice or "
-                    "missing)")
+                    "unfinished, made with other settings, model, weights, inputs or calibration, a shard given "
+                    "twice or missing)")
+
+CALIBRATE_EXIT_CODES = ("exit status: 0 written; 2 refused, nothing written (a table without its settings record, "
+                        "fewer than 100 scored faces, an --out that exists or is not .json)")
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, config_cls: type = FaceQANConfig) -> None:
@@ -66,12 +73,13 @@ def read_list(path: Path) -> list[str]:
 def checked_score_args(args: argparse.Namespace):
     """Every setting, path, model and weights file of `faceqan score`, checked before any image is read or
     anything written: (config, prepare, output table or None, the image paths to score, what the record says of
-    the shard (empty without --shard), model)."""
+    the shard (empty without --shard), model, the calibration of the unified score or None)."""
     from .align import FacePreparer, get_detector
+    from .calibration import RECORD_KEY, Calibration, choose
     from .io import IMAGE_SUFFIXES, find_images
     from .models import get_entry, load_model
     from .noise_maps import check_maps
-    from .output import ScoreTable, check_maps_folder
+    from .output import ScoreTable, check_maps_folder, read_record
     from .shards import parse_shard, shard_record, shard_slice
 
     shard = parse_shard(args.shard) if args.shard is not None else None
@@ -83,6 +91,7 @@ def checked_score_args(args: argparse.Namespace):
         check_maps_folder(Path(args.maps))
     if args.workers is not None and args.workers < 0:
         raise ValueError(f"--workers must be 0 or more, got {args.workers}")
+    given = Calibration.load(args.calibration) if args.calibration else None
     prepare = FacePreparer.for_model(get_entry(args.model), align=args.align, faces=args.faces,
                                      min_confidence=args.min_confidence, detector=args.detector)
     if args.resume and not args.out:
@@ -106,36 +115,44 @@ def checked_score_args(args: argparse.Namespace):
     if prepare.align != "never":
         get_detector(prepare.detector)  # a missing detector fails here, once, not as an error row per file
     model = load_model(args.model, weights=args.weights)
-    return config, prepare, table, paths, scope, model
+    recorded = read_record(table.record).get(RECORD_KEY) if args.resume and table.record.is_file() else None
+    calibration = choose(model.name, model.sha256, config.score_settings(), given,
+                         Calibration.from_dict(recorded) if recorded else None, f"--calibration {args.calibration}")
+    return config, prepare, table, paths, scope, model, calibration
 
 
 def cmd_score(args: argparse.Namespace) -> int:
+    from .calibration import RECORD_KEY, with_scores
     from .noise_maps import MapWriter, maps_missing
     from .output import failed
     from .pipeline import iter_score_rows, rows_to_frame, score_settings
     from .shards import INPUTS_KEY, SHARD_KEY
 
-    config, prepare, table, paths, scope, model = checked_score_args(args)
+    config, prepare, table, paths, scope, model, calibration = checked_score_args(args)
+    if calibration is None and not args.quiet:
+        print(f"faceqan: {NO_CALIBRATION.format(model=model.name)}", file=sys.stderr)
     # recorded only when given (older records stay valid): a resume must keep maps as the run began
     maps = {"noise_maps": args.maps} if args.maps else {}
     settings = {**score_settings(model, config, prepare), **scope, **maps}
     previous = table.previous(settings) if table else {}
     names = {str(p) for p in paths}
     retry = {path for path, rows in previous.items() if (failed(rows) or maps_missing(rows)) and path in names}
-    kept = {path: rows for path, rows in previous.items() if path not in retry}
+    # the unified score of kept rows follows this run's calibration, which may differ from the first run's
+    kept = {path: with_scores(rows, calibration) for path, rows in previous.items() if path not in retry}
     todo = [p for p in paths if str(p) not in kept]
     if previous and not args.quiet:
         print(f"resuming {table.out}: {len(kept)} files kept, {len(todo)} to score ({len(retry)} of them failed "
               "or lost their map before)", file=sys.stderr)
 
     if table:
-        table.start(settings, kept)
+        table.start({**settings, **({RECORD_KEY: calibration.to_dict()} if calibration else {})}, kept)
     collected, counts = [], Counter(scored=0, failed=0)
     keep_map = MapWriter(Path(args.maps), config) if args.maps else (lambda row: row)
     try:
         for rows in iter_score_rows(todo, model, config, prepare=prepare, num_workers=args.workers,
                                     progress=not args.quiet, maps=bool(args.maps)):
-            rows = [keep_map({"path": row["path"], "model": model.name, **row}) for row in rows]
+            rows = with_scores([keep_map({"path": row["path"], "model": model.name, **row}) for row in rows],
+                               calibration)
             counts.update("failed" if failed([row]) else "scored" for row in rows)
             if table:
                 table.append(rows)
@@ -169,6 +186,36 @@ def cmd_merge(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from .calibration import fit, recorded_score_settings
+    from .output import ScoreTable, check_creatable, read_record, read_table
+
+    table, out = ScoreTable(Path(args.scores), "SCORES"), Path(args.out)
+    if out.suffix != ".json":
+        raise ValueError(f"--out must end in .json, got {out}")
+    if out.exists():
+        raise ValueError(f"--out {out} already exists: give another name")
+    check_creatable(out, "--out")
+    if table.journal.exists():
+        raise ValueError(f"{table.out} is unfinished ({table.journal.name} is there): finish it with "
+                         "`faceqan score ... --resume`, then calibrate")
+    if not table.out.is_file():
+        raise ValueError(f"{table.out} is not a file")
+    if not table.record.is_file():
+        raise ValueError(f"{table.out} has no settings record {table.record.name}: calibrate a table that "
+                         "`faceqan score --out` wrote, so the calibration knows its model, weights and settings")
+    record = read_record(table.record)
+    reference = args.reference or f"the faces scored into {table.out.name}"
+    calibration = fit(read_table(table.out)["quality"], record["model"], record["model_sha256"],
+                      recorded_score_settings(record), reference)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    calibration.save(out)
+    middle = calibration.threshold(50)
+    print(f"calibrated {calibration.model} on {calibration.faces} faces of {table.out}: unified score 50 from "
+          f"Q {middle:.4f} (the reference faces' median); wrote {out}", file=sys.stderr)
+    return 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from .models import list_models
 
@@ -176,6 +223,9 @@ def cmd_models(args: argparse.Namespace) -> int:
         print(f"{entry.name:12s} {entry.embedding_size:4d}-d  {entry.summary}")
         print(f"{'':19s}licence: {entry.licence}")
         print(f"{'':19s}weights: {entry.source}")
+        calibration = entry.calibration
+        print(f"{'':19s}unified score: " + (f"calibrated on {calibration.faces} reference faces" if calibration
+                                            else "no calibration shipped (`faceqan calibrate`)"))
     return 0
 
 
@@ -224,8 +274,13 @@ def build_parser() -> argparse.ArgumentParser:
                             "PNG per face in DIR, in units of the attack budget (65535 = the most a pixel can "
                             "move), its path in the column noise_map and its concentration (std/mean) in "
                             "noise_concentration; raw photos get the aligned crop's map")
+    score.add_argument("--calibration", metavar="FILE.json",
+                       help="the unified score's calibration (from `faceqan calibrate`), fitted on scores of these "
+                            "weights and settings; default: the one of the output --resume continues, else the "
+                            "model's shipped one, when it applies. With one, the table gets a column score: 0-100, "
+                            "higher is better, 255 when the face could not be assessed")
     score.add_argument("--workers", type=int, default=None, help="image decoding processes")
-    score.add_argument("--quiet", action="store_true", help="no progress bar")
+    score.add_argument("--quiet", action="store_true", help="no progress bar, no hints")
     add_face_arguments(score)
     add_config_arguments(score)
     score.set_defaults(func=cmd_score)
@@ -237,6 +292,18 @@ def build_parser() -> argparse.ArgumentParser:
     merge.add_argument("shards", nargs="+", help="the shard outputs (.csv or .parquet), in any order")
     merge.add_argument("--out", required=True, help="merged table, .csv or .parquet (must not exist)")
     merge.set_defaults(func=cmd_merge)
+
+    calibrate = commands.add_parser(
+        "calibrate", help="fit the unified score (0-100) on a table that `faceqan score --out` wrote",
+        description="Fit the calibration of the unified score on the faces of a `faceqan score --out` table: "
+                    "score k means Q reaches the k-th percentile of these faces' Q. It applies to scores of the "
+                    "same model weights and settings (read from the table's settings record); pass it to "
+                    "`faceqan score --calibration`.", epilog=CALIBRATE_EXIT_CODES)
+    calibrate.add_argument("scores", help="the table (.csv or .parquet) with its <table>.faceqan.json beside it")
+    calibrate.add_argument("--out", required=True, help="the calibration, .json (must not exist)")
+    calibrate.add_argument("--reference", help="what the faces are, in words, kept in the calibration "
+                                               "(default: the faces scored into <table>)")
+    calibrate.set_defaults(func=cmd_calibrate)
 
     models = commands.add_parser("models", help="list the registered FR models")
     models.set_defaults(func=cmd_models)

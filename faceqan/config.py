@@ -147,3 +147,9 @@ def score_settings(values, config_cls: type = FaceQANConfig) -> dict:
     (a config, or a stored run's config: anything with the settings as attributes)."""
     decisive = {s.name: getattr(values, s.name) for s in settings(config_cls) if s.decides_score}
     return {"score_version": SCORE_VERSION, **decisive}
+
+
+def setting_changes(recorded: dict, settings: dict) -> list[str]:
+    """``"name old -> new"`` for every setting that differs, in name order."""
+    return [f"{key} {recorded.get(key)!r} -> {settings.get(key)!r}"
+            for key in sorted(set(recorded) | set(settings)) if recorded.get(key) != settings.get(key)]

@@ -1,9 +1,10 @@
 """`faceqan merge`: the outputs of `faceqan score --shard i/N` as the one table an unsharded run writes.
 
 Every check runs before anything is written: each output must be finished (no journal) and carry the record
-of a shard; all must share the settings, model, weights and inputs recorded with them, and cover every shard
-of the run exactly once. The merged table lists the files in the stable order the shards were cut from, and
-its record is an unsharded run's, so ``faceqan score ... --out merged.csv --resume`` retries its failures.
+of a shard; all must share the settings, model, weights, inputs and unified-score calibration recorded with
+them, and cover every shard of the run exactly once. The merged table lists the files in the stable order the
+shards were cut from, and its record is an unsharded run's, so ``faceqan score ... --out merged.csv --resume``
+retries its failures.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .calibration import RECORD_KEY
 from .output import OutputError, ScoreTable, read_record, setting_changes, table_groups, write_record, write_table
 from .pipeline import rows_to_frame
 from .shards import INPUTS_KEY, SHARD_KEY, parse_shard, shard_bounds
@@ -35,7 +37,8 @@ def _shard_of(table: ScoreTable) -> tuple[dict, int, int]:
 
 
 def _run_settings(record: dict) -> dict:
-    return {key: value for key, value in record.items() if key != SHARD_KEY}
+    """What every shard of one run records alike, but the calibration (compared on its own)."""
+    return {key: value for key, value in record.items() if key not in (SHARD_KEY, RECORD_KEY)}
 
 
 def checked_shards(outputs: Sequence[Path]) -> list[tuple[ScoreTable, dict]]:
@@ -48,6 +51,11 @@ def checked_shards(outputs: Sequence[Path]) -> list[tuple[ScoreTable, dict]]:
         if changed:
             raise OutputError(f"{table.out} was made with other settings than {first.out} ({'; '.join(changed)}): "
                               "merge only the shards of one run")
+        if record.get(RECORD_KEY) != first_record.get(RECORD_KEY):
+            raise OutputError(f"{table.out} has its unified scores from another calibration than {first.out} (or "
+                              f"none): rewrite its score column with `faceqan score <the same inputs> --shard "
+                              f"{index}/{n} --out {table.out} --resume` and the calibration of the others "
+                              "(--calibration FILE), then merge")
         if n != count:
             raise OutputError(f"{table.out} is shard {index}/{n} but {first.out} is shard {first_index}/{count}: "
                               "merge only the shards of one run")
@@ -79,6 +87,6 @@ def merge_shards(outputs: Sequence[Path], out: Path) -> pd.DataFrame:
         seen.update(groups)
         rows.extend(row for group in groups.values() for row in group)
     frame = rows_to_frame(rows)
-    write_record({k: v for k, v in _run_settings(shards[0][1]).items() if k != INPUTS_KEY}, target.record)
+    write_record({k: v for k, v in shards[0][1].items() if k not in (SHARD_KEY, INPUTS_KEY)}, target.record)
     write_table(frame, target.out)
     return frame

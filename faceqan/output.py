@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from .calibration import RECORD_KEY
+from .config import setting_changes
 from .pipeline import rows_to_frame
 
 TABLE_SUFFIXES = (".csv", ".parquet")
@@ -82,12 +84,6 @@ def write_record(settings: dict, path: Path) -> None:
     path.write_text(json.dumps(settings, indent=1, sort_keys=True) + "\n")
 
 
-def setting_changes(recorded: dict, settings: dict) -> list[str]:
-    """``"name old -> new"`` for every setting that differs, in name order."""
-    return [f"{key} {recorded.get(key)!r} -> {settings.get(key)!r}"
-            for key in sorted(set(recorded) | set(settings)) if recorded.get(key) != settings.get(key)]
-
-
 def failed(rows: list[dict]) -> bool:
     """Whether a file's rows record a failure (its error is text; a score's is empty, None or NaN)."""
     return any(isinstance(row.get("error"), str) and row["error"] for row in rows)
@@ -120,10 +116,12 @@ class ScoreTable:
 
     def previous(self, settings: dict) -> dict[str, list[dict]]:
         """The rows already written, by path (nothing is written here); refused if they were scored with
-        other settings."""
+        other settings. The calibration may differ: it changes only the unified score, which the run writes
+        again for every row."""
         if not (self.out.exists() or self.journal.exists()):
             return {}
-        changed = setting_changes(read_record(self.record), settings)
+        recorded = {key: value for key, value in read_record(self.record).items() if key != RECORD_KEY}
+        changed = setting_changes(recorded, settings)
         if changed:
             raise OutputError(f"{self.out} was scored with other settings ({'; '.join(changed)}): give the same "
                               "settings to continue it, or use another --out")

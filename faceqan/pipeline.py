@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from .aggregate import QualityScores
 from .align import FacePreparer
+from .calibration import COLUMN as UNIFIED_COLUMN
 from .config import FaceQANConfig
 from .engine import FaceQAN
 from .io import load_image
@@ -128,19 +129,19 @@ def embed_files(paths: Sequence[str | Path], model: FaceModel, batch_size: int =
 
 
 def rows_to_frame(rows: list[dict]):
-    """Rows as a pandas DataFrame: path, any prepare columns, the FaceQAN components, the map columns when
-    maps were kept, error."""
+    """Rows as a pandas DataFrame: path, any prepare columns, the FaceQAN components, the unified score when
+    a calibration applied, the map columns when maps were kept, error."""
     import pandas as pd
 
     columns = ["path", *QualityScores.FIELDS, "error"]
     frame = pd.DataFrame(rows)
     if frame.empty:
         return pd.DataFrame(columns=columns)
-    extra = [c for c in frame.columns if c not in columns and c not in MAP_COLUMNS]
+    after = [c for c in (UNIFIED_COLUMN, *MAP_COLUMNS) if c in frame.columns]
+    extra = [c for c in frame.columns if c not in columns and c not in after]
     for name in {"face", "faces_found"} & set(extra):  # counts stay integers next to error rows' gaps
         frame[name] = frame[name].astype("Int64")
-    maps = [c for c in MAP_COLUMNS if c in frame.columns]
-    return frame[["path", *extra, *QualityScores.FIELDS, *maps, "error"]]
+    return frame[["path", *extra, *QualityScores.FIELDS, *after, "error"]]
 
 
 def score_files(paths: Sequence[str | Path], model: FaceModel, config: FaceQANConfig = FaceQANConfig(),

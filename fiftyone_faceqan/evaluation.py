@@ -13,12 +13,18 @@ At scale (10^6 samples) the defaults keep an evaluation to minutes and a few GB:
 into one float32 matrix, all mated pairs are compared but at most 10^7 non-mated pairs (a seeded sample
 when there are more), the identity bootstrap uses fewer resamples when the mated pairs are many, and the
 stored curves keep at most 2,000 points each.
+
+Split by a categorical field (``by``), each group is also evaluated alone: its own comparisons (pairs with
+both samples in the group), its own threshold at the FMR, its own discard fractions and bootstrap; so a
+group's results are exactly those of ``evaluate_quality`` on that group's samples, from the embeddings read
+once for the whole collection.
 """
 
 from __future__ import annotations
 
 import zlib
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -33,7 +39,8 @@ from faceqan.pipeline import embed_paths
 from faceqan.metrics import PAUC_AT, Comparisons, bootstrap_pauc, count_non_mated, evaluate, read_lfw_pairs, thin
 from faceqan.models import DEFAULT_MODEL, list_models
 
-from .fields import validate_field_name
+from .fields import NUMERIC_FIELDS, validate_field_name
+from .groups import group_path, split_by
 from .runs import FaceQANBrainConfig
 
 METHOD = "faceqan_evaluation"
@@ -43,14 +50,15 @@ MAX_NON_MATED = 10**7  # default: compare at most this many non-mated pairs (a s
 RESAMPLES = 1000  # default bootstrap resamples, fewer when resamples x mated pairs would exceed BOOTSTRAP_WORK
 BOOTSTRAP_WORK, MIN_RESAMPLES = 2 * 10**9, 200  # 10^7 mated pairs (10^6 images): 200 resamples, ~30 s
 CURVE_POINTS = 2000  # stored points per curve (exact at every 1/2000 of discard); summaries use every point
-NUMERIC_FIELDS = (fo.FloatField, fo.IntField)
+GROUP_TABLES = ("curves", "summary", "intervals", "differences")  # stored per group, long-form with "group"
 
 
 class FaceQANEvaluationConfig(fob.BrainMethodConfig):
     """The parameters an evaluation ran with: enough to tell what its numbers mean and to repeat it."""
 
     def __init__(self, quality_fields=(), identity_field=None, model=None, embeddings_field=None, pairs=None,
-                 fmr=1e-3, discard_limits=PAUC_AT, non_mated_sample=None, seed=0, resamples=1000, **kwargs):
+                 fmr=1e-3, discard_limits=PAUC_AT, non_mated_sample=None, seed=0, resamples=1000, by=None,
+                 **kwargs):
         self.quality_fields = list(quality_fields)
         self.identity_field = identity_field
         self.model = model
@@ -61,6 +69,7 @@ class FaceQANEvaluationConfig(fob.BrainMethodConfig):
         self.non_mated_sample = non_mated_sample
         self.seed = seed
         self.resamples = resamples
+        self.by = by
         super().__init__(**kwargs)
 
     @property
@@ -85,16 +94,22 @@ class FaceQANEvaluationResults(fob.BrainResults):
     """``curves`` (long-form points, references included), ``summary`` (one row per measure and curve
     type: FNMR at discard fractions, raw and normalised pAUC), ``info`` (counts, threshold, models) and,
     when identities are known, ``intervals`` (95 % identity-bootstrap interval of each field's normalised
-    pAUC@20 %) and ``differences`` (of each two fields on the same resamples: an interval without 0 is real)."""
+    pAUC@20 %) and ``differences`` (of each two fields on the same resamples: an interval without 0 is real).
+    Split by a field (``info["by"]``): ``groups`` (one row per value: counts, threshold, or why it was not
+    evaluated), ``group_summary`` (the summaries with a ``group`` column) and ``group(value)``, that group's
+    own results."""
 
     def __init__(self, samples, config, brain_key, curves, summary, info, intervals=None, differences=None,
-                 backend=None):
+                 groups=None, backend=None):
         super().__init__(samples, config, brain_key, backend=backend)
         self._curves = _frame(curves)
         self._summary = _frame(summary)
         self.info = dict(info)
         self._intervals = _frame(intervals) if intervals is not None else None
         self._differences = _frame(differences) if differences is not None else None
+        self._groups = None if groups is None else {
+            "info": [dict(g) for g in groups["info"]],
+            **{k: None if groups.get(k) is None else _frame(groups[k]) for k in GROUP_TABLES}}
 
     @property
     def intervals(self) -> pd.DataFrame | None:
@@ -112,6 +127,43 @@ class FaceQANEvaluationResults(fob.BrainResults):
     def summary(self) -> pd.DataFrame:
         return self._summary.copy()
 
+    @property
+    def groups(self) -> pd.DataFrame | None:
+        """One row per value of ``by``: group, n_samples, n_evaluated, excluded, n_mated, n_non_mated, tau,
+        skipped (why a group too small to compare was not evaluated; None when it was)."""
+        if self._groups is None:
+            return None
+        infos = self._groups["info"]
+        frame = pd.DataFrame([{"group": g["group"], "n_samples": g["n_samples"], "n_evaluated": g["n_evaluated"],
+                               "excluded": g["excluded"]["samples"], "n_mated": g.get("n_mated", 0),
+                               "n_non_mated": g.get("n_non_mated", 0), "tau": g.get("tau", np.nan)} for g in infos])
+        frame["skipped"] = pd.Series([g.get("skipped") for g in infos], dtype=object)  # None, not NaN
+        return frame
+
+    @property
+    def group_summary(self) -> pd.DataFrame | None:
+        """``summary`` of every evaluated group, with the group's value first."""
+        return None if self._groups is None else self._groups["summary"].copy()
+
+    def group(self, value) -> FaceQANEvaluationResults:
+        """The results of one group of ``by``: what ``evaluate_quality`` gives on that group's samples alone."""
+        groups = self._groups or {"info": []}
+        info = next((g for g in groups["info"] if g["group"] == value), None)
+        if info is None:
+            raise ValueError(f"no group {value!r} in this evaluation (split by {self.info.get('by')}); groups: "
+                             f"{[g['group'] for g in groups['info']]}")
+        if info.get("skipped"):
+            raise ValueError(f"group {value!r} was not evaluated: {info['skipped']}")
+
+        def part(name):
+            table = groups[name]
+            rows = None if table is None else table[table["group"] == value]
+            return None if rows is None or rows.empty else rows.drop(columns="group").reset_index(drop=True)
+
+        return FaceQANEvaluationResults(self.samples, self.config, self.key, part("curves"), part("summary"),
+                                        {**self.info, **info}, part("intervals"), part("differences"),
+                                        backend=self.backend)
+
     def plot(self, curve: str = "edc"):
         """Plotly figure of one curve type ('edc' or 'erc') with the random and best references."""
         from faceqan.plots import figure
@@ -126,19 +178,23 @@ class FaceQANEvaluationResults(fob.BrainResults):
     def _title(self, curve: str | None) -> str:
         info = self.info
         head = f"{curve.upper()}: " if curve else ""
-        return (f"{head}{info['n_evaluated']} samples, comparisons by {info['model'] or info['embeddings_field']}, "
-                f"FMR {info['fmr']:g}")
+        group = f"{info['by']} = {info['group']}: " if "group" in info else ""
+        return (f"{head}{group}{info['n_evaluated']} samples, comparisons by "
+                f"{info['model'] or info['embeddings_field']}, FMR {info['fmr']:g}")
 
     def serialize(self, reflective=False):
         optional = {k: _columns(v) for k, v in (("intervals", self._intervals),
                                                 ("differences", self._differences)) if v is not None}
+        if self._groups is not None:
+            optional["groups"] = {"info": self._groups["info"], **{
+                k: None if self._groups[k] is None else _columns(self._groups[k]) for k in GROUP_TABLES}}
         return {"cls": self.cls, "curves": _columns(self._curves), "summary": _columns(self._summary),
                 "info": self.info, **optional}
 
     @classmethod
     def _from_dict(cls, d, samples, config, brain_key):
         return cls(samples, config, brain_key, d["curves"], d["summary"], d["info"], d.get("intervals"),
-                   d.get("differences"))
+                   d.get("differences"), d.get("groups"))
 
 
 def _columns(frame: pd.DataFrame) -> dict:
@@ -179,7 +235,7 @@ def _check_quality_fields(samples, quality_fields) -> list[str]:
     return fields
 
 
-def _identity_path(samples, identity_field: str) -> str:
+def identity_path(samples, identity_field: str) -> str:
     """The value path of the identity: ``<field>.label`` for a Classification, the field for a string."""
     field = samples.get_field(identity_field) if isinstance(identity_field, str) else None
     if isinstance(field, fo.StringField):
@@ -290,10 +346,60 @@ def _usable(quality: dict[str, np.ndarray], ok_embedding: np.ndarray,
                 "missing_embedding": int((~ok_embedding).sum()),
                 "missing_identity": int((~ok_identity).sum()) if identities is not None else 0,
                 "samples": int(len(ok_quality) - len(keep))}
-    if len(keep) < 2:
-        raise ValueError(f"only {len(keep)} of {len(ok_quality)} samples have every quality field, an embedding "
-                         f"and an identity: nothing to compare ({excluded})")
     return keep, excluded
+
+
+class _TooSmall(ValueError):
+    """Too few samples or comparisons to evaluate: the whole collection stops, a group is reported skipped."""
+
+
+@dataclass
+class _Job:
+    """The evaluable samples (every quality value, an embedding and an identity), read once, and the
+    settings: ``run(rows)`` evaluates the rows at those positions (a group) alone, ``run()`` all of them."""
+
+    embeddings: np.ndarray | None
+    quality: dict[str, np.ndarray]
+    identities: np.ndarray | None  # None with a pairs file
+    names: np.ndarray | None  # file names, with a pairs file
+    pairs: str | None
+    fmr: float
+    limits: tuple[float, ...]
+    non_mated_sample: int | None
+    seed: int
+    resamples: int | None
+
+    def run(self, rows: np.ndarray | None = None) -> tuple:
+        """(evaluation, intervals, differences, the counts of ``info``); ``run()`` comes last: the embeddings
+        are freed as soon as they are compared (10^6 x 512 floats are 2 GB)."""
+        if rows is None:
+            embeddings, self.embeddings, rows = self.embeddings, None, slice(None)
+        else:
+            embeddings = self.embeddings[rows]
+        if len(embeddings) < 2:
+            raise _TooSmall("fewer than 2 samples with every quality field, an embedding and an identity")
+        dropped, sampled, labels = 0, False, None
+        if self.pairs is not None:
+            mated, non_mated, dropped = _pair_indices(self.pairs, self.names[rows].tolist())
+            comparisons = Comparisons.from_pairs(embeddings, mated, non_mated)
+        else:
+            labels = np.unique(self.identities[rows], return_inverse=True)[1].ravel()
+            sampled = self.non_mated_sample is not None and self.non_mated_sample < count_non_mated(labels)
+            comparisons = Comparisons.from_labels(embeddings, labels, self.non_mated_sample if sampled else None,
+                                                  self.seed)
+        del embeddings
+        if len(comparisons.mated) == 0 or comparisons.n_non_mated == 0:
+            raise _TooSmall("no mated comparison: every identity has a single image" if len(comparisons.mated) == 0
+                            else "no non-mated comparison: a single identity")
+        quality = {f: q[rows] for f, q in self.quality.items()}
+        evaluation = evaluate(comparisons, quality, fmr=self.fmr, pauc_at=self.limits)
+        resamples = _resamples(self.resamples, evaluation.n_mated)
+        intervals = differences = None
+        if labels is not None and resamples:
+            intervals, differences = _intervals(comparisons, quality, labels, evaluation.tau, resamples, self.seed)
+        counts = {"pairs_dropped": dropped, "n_mated": evaluation.n_mated, "n_non_mated": evaluation.n_non_mated,
+                  "non_mated_sampled": sampled, "tau": evaluation.tau, "resamples": resamples}
+        return evaluation, intervals, differences, counts
 
 
 def _matrix(stored: list) -> tuple[np.ndarray, np.ndarray]:
@@ -346,7 +452,7 @@ def evaluate_quality(samples, quality_fields: Sequence[str], identity_field: str
                      model: str | None = DEFAULT_MODEL, embeddings_field: str | None = None, pairs: str | None = None,
                      fmr: float = 1e-3, discard_limits: Sequence[float] = PAUC_AT, eval_key: str = "faceqan_eval",
                      non_mated_sample: int | None = MAX_NON_MATED, seed: int = 0, resamples: int | None = None,
-                     on_progress: Callable[[int, int], None] | None = None,
+                     by: str | None = None, on_progress: Callable[[int, int], None] | None = None,
                      progress: bool = True) -> FaceQANEvaluationResults:
     """Evaluate quality fields against the comparisons of ``model``'s embeddings; store the run as ``eval_key``.
 
@@ -357,8 +463,11 @@ def evaluate_quality(samples, quality_fields: Sequence[str], identity_field: str
     ``model=None`` with ``embeddings_field`` uses precomputed embeddings only. Rerunning a key replaces it.
     With identity labels, ``resamples`` identity-bootstrap resamples (seeded by ``seed``; 0: none; by
     default 1000, down to 200 when there are more than 2x10^6 mated pairs) give the results' ``intervals``
-    and ``differences``. ``on_progress(done, total)`` follows the embedding of images; ``progress`` shows
-    the stages of the evaluation on the console.
+    and ``differences``. ``by``, a categorical field (string, bool or int, or a Classification; at most 50
+    values), also evaluates each of its groups alone (``results.groups``, ``group_summary``, ``group(value)``):
+    samples without a value are in no group (``info["by_missing"]``), a group without a mated or non-mated
+    pair is reported skipped. ``on_progress(done, total)`` follows the embedding of images; ``progress``
+    shows the stages of the evaluation on the console.
     """
     dataset = samples._root_dataset
     fields = _check_quality_fields(samples, quality_fields)
@@ -366,59 +475,80 @@ def evaluate_quality(samples, quality_fields: Sequence[str], identity_field: str
     if resamples is not None and (isinstance(resamples, bool) or not isinstance(resamples, int) or resamples < 0):
         raise ValueError(f"resamples must be a number of bootstrap resamples >= 0 (0: no intervals) or None "
                          f"(the default), got {resamples!r}")
-    identity = None if pairs is not None else _identity_path(samples, identity_field)
+    identity = None if pairs is not None else identity_path(samples, identity_field)
     _check_key_free(dataset, eval_key)
     field = embeddings_field_name(eval_key, embeddings_field)
+    if by is not None and group_path(samples, by) == identity:
+        raise ValueError(f"by {by!r} is the identity: each group would hold one person and no non-mated pair")
+    groups = None if by is None else split_by(samples, by)  # refuses a field that is not categorical
 
     computed, model = _ensure_embeddings(samples, field, model, eval_key, on_progress)
-    stages = tqdm(total=4, desc="FaceQAN evaluation", unit="stage", disable=not progress)
+    stages = tqdm(total=5 if groups else 4, desc="FaceQAN evaluation", unit="stage", disable=not progress)
     stages.set_postfix_str("reading the samples")
-    columns = ["filepath", *fields] + ([identity] if identity else [])
+    columns = ["filepath", *fields] + ([identity] if identity else []) + ([groups.path] if groups else [])
     values = dict(zip([*columns, field], samples.values([*columns, field], _raw=True)))  # vectors: _matrix
     matrix, has_embedding = _matrix(values.pop(field))
     quality = {f: np.array([np.nan if v is None else v for v in values[f]], dtype=np.float64) for f in fields}
-    keep, excluded = _usable(quality, has_embedding, values[identity] if identity else None)
-    embeddings = matrix if len(keep) == len(matrix) else matrix[keep]
+    identities = values[identity] if identity else None
+    keep, excluded = _usable(quality, has_embedding, identities)
+    if len(keep) < 2:
+        raise ValueError(f"only {len(keep)} of {len(has_embedding)} samples have every quality field, an embedding "
+                         f"and an identity: nothing to compare ({excluded})")
+    job = _Job(matrix if len(keep) == len(matrix) else matrix[keep], {f: q[keep] for f, q in quality.items()},
+               None if pairs is not None else np.asarray(identities)[keep],
+               None if pairs is None else np.array([Path(values["filepath"][i]).name for i in keep]),
+               pairs, fmr, limits, non_mated_sample, seed, resamples)
     del matrix
     stages.update()
 
-    stages.set_postfix_str("comparing")
-    pairs_dropped, sampled = 0, False
-    if pairs is not None:
-        mated, non_mated, pairs_dropped = _pair_indices(pairs, [Path(values["filepath"][i]).name for i in keep])
-        comparisons = Comparisons.from_pairs(embeddings, mated, non_mated)
-    else:
-        labels = np.unique(np.asarray([values[identity][i] for i in keep]), return_inverse=True)[1].ravel()
-        sampled = non_mated_sample is not None and non_mated_sample < count_non_mated(labels)
-        comparisons = Comparisons.from_labels(embeddings, labels, non_mated_sample if sampled else None, seed)
-    del embeddings
-    stages.update()
-
-    stages.set_postfix_str("curves")
-    kept = {f: q[keep] for f, q in quality.items()}
-    evaluation = evaluate(comparisons, kept, fmr=fmr, pauc_at=limits)
-    stages.update()
-    stages.set_postfix_str("bootstrap")
-    intervals = differences = None
-    resamples = _resamples(resamples, evaluation.n_mated)
-    if pairs is None and resamples:
-        intervals, differences = _intervals(comparisons, kept, labels, evaluation.tau, resamples, seed)
-    stages.update()
+    group_parts = None
+    if groups:
+        stages.set_postfix_str(f"{len(groups.values)} groups")
+        group_parts = _evaluate_groups(job, groups, values[groups.path], keep, quality, has_embedding, identities)
+        stages.update()
+    stages.set_postfix_str("comparing, curves, bootstrap")
+    evaluation, intervals, differences, counts = job.run()
+    stages.update(3)
     stages.close()
 
     config = FaceQANEvaluationConfig(fields, identity_field if identity else None, model, field, pairs and str(pairs),
-                                     fmr, limits, non_mated_sample, seed, resamples)
+                                     fmr, limits, non_mated_sample, seed, counts.pop("resamples"), by)
     info = {"eval_key": eval_key, "model": model, "embeddings_field": field, "quality_models":
             _quality_models(dataset, fields), "n_samples": len(has_embedding), "n_evaluated": int(len(keep)),
-            "excluded": excluded, "pairs_dropped": pairs_dropped, "n_mated": evaluation.n_mated,
-            "n_non_mated": evaluation.n_non_mated, "non_mated_sampled": sampled, "tau": evaluation.tau, "fmr": fmr,
-            "embeddings_computed": computed}
+            "excluded": excluded, **counts, "fmr": fmr, "embeddings_computed": computed, "by": by,
+            "by_missing": groups.missing if groups else 0}
     results = FaceQANEvaluationResults(samples, config, eval_key, thin(evaluation.curves, CURVE_POINTS),
-                                       evaluation.summary, info, intervals, differences)
+                                       evaluation.summary, info, intervals, differences, group_parts)
     _release_old_field(dataset, eval_key, field)
     FaceQANEvaluation(config).register_run(samples, eval_key, overwrite=True, cleanup=False)
     FaceQANEvaluation(config).save_run_results(samples, eval_key, results)
     return results
+
+
+def _evaluate_groups(job: _Job, groups, by_values: list, keep: np.ndarray, quality: dict, has_embedding: np.ndarray,
+                     identities: list | None) -> dict:
+    """Each group alone, as ``evaluate_quality`` on its samples would: the stored tables, long-form with the
+    group's value first, and per group its counts, or why it was skipped (too small to compare)."""
+    index = {value: i for i, value in enumerate(groups.values)}
+    code = np.array([index.get(v, -1) for v in by_values])
+    infos, tables = [], {name: [] for name in GROUP_TABLES}
+    for i, value in enumerate(groups.values):
+        rows = np.flatnonzero(code == i)
+        usable, excluded = _usable({f: q[rows] for f, q in quality.items()}, has_embedding[rows],
+                                   None if identities is None else [identities[r] for r in rows])
+        info = {"group": value, "n_samples": len(rows), "n_evaluated": len(usable), "excluded": excluded}
+        try:
+            evaluation, intervals, differences, counts = job.run(np.searchsorted(keep, rows[usable]))
+        except _TooSmall as exc:
+            infos.append({**info, "skipped": str(exc)})
+            continue
+        infos.append({**info, **counts})
+        for name, table in zip(GROUP_TABLES, (thin(evaluation.curves, CURVE_POINTS), evaluation.summary,
+                                              intervals, differences)):
+            if table is not None:
+                tables[name].append(table.assign(group=value)[["group", *table.columns]])
+    return {"info": infos, **{name: pd.concat(parts, ignore_index=True) if parts else None
+                              for name, parts in tables.items()}}
 
 
 def _intervals(comparisons, qualities: dict, labels, tau: float, resamples: int, seed: int):

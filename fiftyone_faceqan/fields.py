@@ -2,11 +2,14 @@
 fields the plugin may write at all.
 
 ``<field>`` holds Q; ``<field>_mean``, ``_std``, ``_q_adv`` and ``_symmetry`` its parts; ``<field>_error``
-why a face could not be scored (None when it was); ``<field>_run`` the configuration fingerprint.
+why a face could not be scored (None when it was); ``<field>_run`` the configuration fingerprint;
+``<field>_score`` the unified score 0-100 (faceqan.calibration), only when the run has a calibration, None where
+the face could not be assessed.
 
 Users' data is never overwritten: a name is refused when it is FiftyOne's own (a default sample field, a
 built-in attribute of a label, anything starting with ``_``) or when the field already exists and was not
-written by the FaceQAN run, detection or evaluation that now wants to write it. Every check runs before any
+written by the FaceQAN run, detection or evaluation that now wants to write it (the unified score's field,
+which a run may gain after it was created, carries a mark in its field info). Every check runs before any
 image is read, so a refused call leaves the dataset as it was.
 """
 
@@ -18,7 +21,9 @@ from fiftyone.core.sample import get_default_sample_fields
 # engine row key (faceqan.aggregate.QualityScores.FIELDS and "error") -> field suffix
 PARTS = {"quality": "", "mean_similarity": "_mean", "std_similarity": "_std", "q_adv": "_q_adv",
          "symmetry": "_symmetry", "error": "_error"}
+NUMERIC_FIELDS = (fo.FloatField, fo.IntField)  # what can hold a quality score
 DETECTOR_INFO = "faceqan_detector"  # field info key that marks a Detections field detect_faces created
+SCORE_INFO = "faceqan_unified_score"  # field info key that marks a unified-score field a FaceQAN run created
 
 
 def field_names(quality_field: str) -> dict[str, str]:
@@ -30,12 +35,20 @@ def run_field(quality_field: str) -> str:
     return quality_field + "_run"
 
 
+def score_field(quality_field: str) -> str:
+    return quality_field + "_score"
+
+
+def label_path(name: str, detections_field: str | None = None) -> str:
+    """A field's full path: on each face when faces come from a detections field."""
+    return f"{detections_field}.detections.{name}" if detections_field else name
+
+
 def output_fields(quality_field: str, detections_field: str | None = None) -> list[str]:
-    """Full paths of the value fields (embedded in the detections when faces come from a detections field)."""
-    names = list(field_names(quality_field).values())
-    if detections_field:
-        return [f"{detections_field}.detections.{name}" for name in names]
-    return names
+    """Full paths of the value fields, the unified score's included (which exists only once a calibration
+    applied)."""
+    return [label_path(name, detections_field)
+            for name in [*field_names(quality_field).values(), score_field(quality_field)]]
 
 
 def validate_field_name(name: str, what: str = "quality_field") -> str:
@@ -64,14 +77,39 @@ def check_quality_target(dataset, quality_field: str, detections_field: str | No
             raise ValueError(f"quality_field {quality_field!r} holds FaceQAN scores of {where}; choose another "
                              f"name or delete that run first (dataset.delete_brain_run({quality_field!r}))")
         return
-    prefix = f"{detections_field}.detections." if detections_field else ""
+    existing = _existing(dataset, detections_field)
+    for name in [*field_names(quality_field).values(), run_field(quality_field), score_field(quality_field)]:
+        if label_path(name, detections_field) in existing:
+            raise ValueError(f"quality_field {quality_field!r}: the field {label_path(name, detections_field)!r} "
+                             "already exists and no FaceQAN run of that key wrote it; choose another name")
+
+
+def _existing(dataset, detections_field: str | None) -> set[str]:
+    """Every field path of the dataset; with a detections field, the attributes its labels hold too (they need
+    not be declared in the schema)."""
     existing = set(dataset.get_field_schema(flat=True))
-    if detections_field:  # attributes of labels need not be declared in the schema
+    if detections_field:
         existing |= set(dataset.get_dynamic_field_schema(fields=detections_field) or {})
-    for name in [*field_names(quality_field).values(), run_field(quality_field)]:
-        if prefix + name in existing:
-            raise ValueError(f"quality_field {quality_field!r}: the field {prefix + name!r} already exists and no "
-                             f"FaceQAN run of that key wrote it; choose another name")
+    return existing
+
+
+def check_score_target(dataset, quality_field: str, detections_field: str | None) -> None:
+    """The unified score of run ``quality_field`` goes to a new field or to the one a FaceQAN run created (its
+    field info carries the mark), never to a field of the user's that happens to have its name."""
+    path = label_path(score_field(quality_field), detections_field)
+    if path not in _existing(dataset, detections_field):
+        return
+    field = dataset.get_field(path)
+    if field is None or (field.info or {}).get(SCORE_INFO) != quality_field:
+        raise ValueError(f"the field {path!r} already exists and FaceQAN did not create it for run "
+                         f"{quality_field!r}, so the unified score cannot be stored there; rename that field")
+
+
+def declare_score_field(dataset, quality_field: str, detections_field: str | None) -> None:
+    """Create the unified score's integer field with FaceQAN's mark, unless it is there (check_score_target)."""
+    path = label_path(score_field(quality_field), detections_field)
+    if not dataset.has_sample_field(path):
+        dataset.add_sample_field(path, fo.IntField, info={SCORE_INFO: quality_field})
 
 
 def check_detections_field(dataset, field: str) -> None:

@@ -9,12 +9,14 @@ import time
 from collections.abc import Callable
 
 from faceqan.align import ALIGN_MODES, FacePreparer
+from faceqan.calibration import Calibration, as_calibration
 from faceqan.config import FaceQANConfig
 from faceqan.models import DEFAULT_MODEL, FaceModel, load_model
 from faceqan.pipeline import iter_score_rows
 
+from .calibration import run_calibration, write_unified_scores
 from .faces import DetectionCrops
-from .fields import check_quality_target
+from .fields import check_quality_target, check_score_target
 from .runs import FaceQANBrainConfig, FaceQANResults
 from .sharding import QueuedShards, Shard, check_shard_run, check_split, queue_shards
 from .store import ScoreWriter, face_work, image_work
@@ -52,7 +54,7 @@ def compute_face_quality(samples, model: str | FaceModel = DEFAULT_MODEL, qualit
                          chunk_size: int = 32, num_workers: int | None = None, progress: bool = True,
                          on_progress: Callable[[int, int], None] | None = None, shards: int | None = None,
                          stalled_after: float | None = None, shard: Shard | None = None,
-                         **settings) -> FaceQANResults | QueuedShards:
+                         calibration: Calibration | str | None = None, **settings) -> FaceQANResults | QueuedShards:
     """Score every sample of ``samples`` (a dataset or view) with FaceQAN, or with ``detections_field``
     every detected face, and record the run as the brain run ``quality_field``.
 
@@ -64,6 +66,12 @@ def compute_face_quality(samples, model: str | FaceModel = DEFAULT_MODEL, qualit
     Failures are stored in ``<field>_error``. Every argument, the model and the fields to write are checked
     before any image is read: a refused call changes nothing (fiftyone_faceqan.fields says which fields).
 
+    The unified score (0-100, faceqan.calibration) goes to ``<field>_score`` (None where a face failed) when a
+    calibration applies to the model's weights and these settings: ``calibration`` (a Calibration or the path
+    of its JSON file; refused when it does not apply), else the one this run already holds, else the model's
+    shipped one. A calibration that differs from the run's rewrites the score of the faces already scored.
+    Without one, ``calibrate_quality`` gives the run one later.
+
     ``shards=N`` scores nothing here: it registers the run and queues its unfinished shards (N disjoint id
     ranges of ``samples``) as delegated operations that any `fiftyone delegated launch` worker connected to
     this database runs, and returns a QueuedShards. Calling it again queues only what is unfinished; a shard
@@ -74,19 +82,28 @@ def compute_face_quality(samples, model: str | FaceModel = DEFAULT_MODEL, qualit
     _check_request(samples, model, quality_field, detections_field, alignment, chunk_size, num_workers, overwrite,
                    shards, shard)
     config = _config(config, settings)
+    given = as_calibration(calibration) if calibration is not None else None
     face_model = model if isinstance(model, FaceModel) else load_model(model, weights=weights)
     preparer = FacePreparer.for_model(face_model, align=alignment)
+    dataset = samples._root_dataset
+    unified = run_calibration(dataset, quality_field, face_model.name, face_model.sha256, config.score_settings(),
+                              given)
+    check_score_target(dataset, quality_field, detections_field)
+    previous = dataset.get_brain_info(quality_field).config if quality_field in dataset.list_brain_runs() else None
     run_config = FaceQANBrainConfig(
         quality_field=quality_field, model=face_model.name, model_sha256=face_model.sha256,
         detections_field=detections_field, alignment=None if detections_field else alignment,
-        **dataclasses.asdict(config))
+        calibration=unified.to_dict() if unified else None, **dataclasses.asdict(config))
     fingerprint = run_config.fingerprint
-    dataset = samples._root_dataset
+    rescaled = previous is not None and previous.calibration != run_config.calibration
     if shards is not None:
         request = {"model": face_model.name, "weights": weights, "quality_field": quality_field,
                    "detections_field": detections_field, "alignment": alignment, "chunk_size": chunk_size,
                    "num_workers": num_workers, **dataclasses.asdict(config)}
-        return queue_shards(samples, run_config, shards, request, stalled_after)
+        queued = queue_shards(samples, run_config, shards, request, stalled_after)
+        if rescaled:
+            write_unified_scores(dataset, run_config)  # the faces scored before read on the new scale
+        return queued
     if shard is not None:
         check_shard_run(dataset, quality_field, fingerprint)
         samples = shard.select(samples)
@@ -110,7 +127,9 @@ def compute_face_quality(samples, model: str | FaceModel = DEFAULT_MODEL, qualit
     method = run_config.build()  # everything is checked: only now is anything written
     if shard is None:  # a shard's run was registered when it was queued
         method.register_run(samples, quality_field, overwrite=True, cleanup=False)
-    writer = ScoreWriter(dataset, quality_field, detections_field, fingerprint, targets, chunk_size)
+        if rescaled:
+            write_unified_scores(dataset, run_config)  # the faces scored before read on the new scale
+    writer = ScoreWriter(dataset, quality_field, detections_field, fingerprint, targets, chunk_size, unified)
     done = 0
     if paths:
         for rows in iter_score_rows(paths, face_model, config, prepare=prepare, num_workers=num_workers,

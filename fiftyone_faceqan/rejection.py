@@ -29,7 +29,10 @@ import numpy as np
 import pandas as pd
 from fiftyone import ViewField as F
 
-from .evaluation import NUMERIC_FIELDS
+from faceqan.calibration import Calibration
+
+from .calibration import stored_calibration
+from .fields import NUMERIC_FIELDS, label_path
 from .runs import FaceQANBrainConfig
 
 MODES = ("kept", "rejected")
@@ -71,21 +74,34 @@ def _numeric_paths(samples) -> list[str]:
     return found
 
 
+def _faceqan_runs(dataset) -> dict[str, FaceQANBrainConfig]:
+    """The quality path of every FaceQAN run of the dataset, with the run's config."""
+    runs = {}
+    for key in dataset.list_brain_runs():
+        config = dataset.get_brain_info(key).config
+        if isinstance(config, FaceQANBrainConfig):
+            runs[label_path(config.quality_field, config.detections_field)] = config
+    return runs
+
+
 def quality_fields(samples) -> list[str]:
     """The numeric paths that hold at least one score (asked with a one-document query each); fields FaceQAN
     runs wrote come first (the one a user most likely wants)."""
     found = [path for path in _numeric_paths(samples) if len(samples.match({path: SCORED}).limit(1))]
-    dataset = samples._root_dataset
-    faceqan = []
-    for key in dataset.list_brain_runs():
-        config = dataset.get_brain_info(key).config
-        if isinstance(config, FaceQANBrainConfig):
-            prefix = f"{config.detections_field}.detections." if config.detections_field else ""
-            faceqan.append(prefix + config.quality_field)
+    faceqan = _faceqan_runs(samples._root_dataset)
     return sorted(found, key=lambda path: (path not in faceqan, path))
 
 
-def _resolve(samples, field: str) -> QualityField:
+def field_calibration(samples, field: str) -> Calibration | None:
+    """The unified score's calibration of the FaceQAN run whose quality field is ``field``, if it has one: the
+    same cut reads on both scales (Calibration.score of the threshold)."""
+    config = _faceqan_runs(samples._root_dataset).get(field)
+    return stored_calibration(config) if config is not None else None
+
+
+def resolve_quality_field(samples, field: str) -> QualityField:
+    """``field`` as a quality field of the collection (a numeric sample field or face attribute), or one line
+    naming the ones there are."""
     if field not in _numeric_paths(samples):
         raise ValueError(f"{field!r} is not a numeric quality field of this collection; "
                          f"quality fields: {quality_fields(samples) or 'none'}")
@@ -94,7 +110,7 @@ def _resolve(samples, field: str) -> QualityField:
 
 def scores(samples, field: str) -> np.ndarray:
     """Every score of the collection (one per sample or per face), NaN where a face has none."""
-    values = samples.values(_resolve(samples, field).path, unwind=True)
+    values = samples.values(resolve_quality_field(samples, field).path, unwind=True)
     return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
 
 
@@ -179,7 +195,7 @@ def _indexed(samples, path: str) -> bool:
 
 
 def sorted_scores(samples, field: str) -> SortedScores:
-    where = _resolve(samples, field)
+    where = resolve_quality_field(samples, field)
     if _indexed(samples, where.path):
         dataset = samples.view()._dataset
         return _IndexedScores(dataset._sample_collection, where.path, len(dataset))
@@ -275,7 +291,7 @@ def _stage(field: str, threshold: float, mode: str) -> fo.core.stages.ViewStage:
 def rejection_view(samples, field: str, threshold: float, mode: str):
     """The samples kept (score >= threshold) or rejected (below it, or unscored); for faces, the samples
     with at least one such face, showing only those faces."""
-    _resolve(samples, field)
+    resolve_quality_field(samples, field)
     return samples.add_stage(_stage(field, threshold, mode))
 
 
@@ -362,7 +378,7 @@ def tag_rejected(samples, field: str, threshold: float, tag: str = REJECTED_TAG)
     """Tag exactly the rejected samples (faces: the rejected face labels) of ``samples`` with ``tag``,
     removing it from the kept ones first, so the tag always matches the current threshold.
     Returns how many samples (or faces) carry the tag."""
-    where = _resolve(samples, field)
+    where = resolve_quality_field(samples, field)
     rejected = rejection_view(samples, field, threshold, "rejected")
     if where.labels:
         samples.untag_labels(tag, label_fields=where.labels)

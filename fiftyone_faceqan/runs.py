@@ -22,17 +22,20 @@ class FaceQANBrainConfig(fob.BrainMethodConfig):
     under its own name (a run stored before a setting existed reads its default).
 
     ``fingerprint`` is written next to every score, so a rerun skips only faces scored exactly like this.
+    ``calibration`` (the dict of a faceqan.calibration.Calibration, or None) maps Q to the unified score in
+    ``<field>_score``; it does not change Q, so it is not part of the fingerprint.
     """
 
     settings_class = FaceQANConfig
 
     def __init__(self, quality_field="faceqan", model=DEFAULT_MODEL, model_sha256=None, detections_field=None,
-                 alignment=None, **kwargs):
+                 alignment=None, calibration=None, **kwargs):
         self.quality_field = quality_field
         self.model = model
         self.model_sha256 = model_sha256
         self.detections_field = detections_field
         self.alignment = alignment
+        self.calibration = calibration
         for setting in settings(self.settings_class):
             setattr(self, setting.name, kwargs.pop(setting.name, setting.default))
         super().__init__(**kwargs)
@@ -54,7 +57,9 @@ class FaceQANBrain(fob.BrainMethod):
     """The run's bookkeeping: which fields it wrote and how to remove them."""
 
     def get_fields(self, samples, key):
-        return output_fields(self.config.quality_field, self.config.detections_field)
+        dataset = samples._root_dataset  # the unified score's field exists only once a calibration applied
+        return [f for f in output_fields(self.config.quality_field, self.config.detections_field)
+                if dataset.has_sample_field(f)]
 
     def cleanup(self, samples, key):
         dataset = samples._root_dataset

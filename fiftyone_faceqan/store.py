@@ -1,6 +1,7 @@
 """Where a run's scores are stored: which samples (or faces) still need a score with a run's fingerprint,
 asked of the database so a rerun reads only those, and the buffered writer that stores each face's values
-and its fingerprint in one atomic update, so a face counts as done only once all its values are stored."""
+(with its unified score when the run has a calibration) and its fingerprint in one atomic update, so a face
+counts as done only once all its values are stored."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pathlib import Path
 from bson import ObjectId
 from pymongo import UpdateOne
 
-from .fields import field_names, run_field
+from .fields import declare_score_field, field_names, run_field, score_field
 
 FLUSH_SECONDS = 10.0  # a chunk is also written once this long has passed, so slow CPU runs lose little
 TEXT_KEYS = ("error", "run")  # the string values of a row; the others are floats
@@ -29,10 +30,16 @@ def _clean(value):
 class ScoreWriter:
     """Buffers result rows and writes each chunk with one bulk call: one update per face that sets all its
     values and the fingerprint together, so a face counts as done only once all its values are stored.
-    Also makes sure the quality field is indexed, so filtering and sorting by quality use the index."""
+    Also makes sure the quality field is indexed, so filtering and sorting by quality use the index.
 
-    def __init__(self, dataset, quality_field, detections_field, fingerprint, targets, chunk_size):
+    With a ``calibration`` (faceqan.calibration.Calibration) each face also gets its unified score (None where
+    it failed); without one the score field is written (None) only if an earlier calibration created it, so a
+    rescored face never keeps the score of its old Q. Its target was checked (fields.check_score_target)."""
+
+    def __init__(self, dataset, quality_field, detections_field, fingerprint, targets, chunk_size,
+                 calibration=None):
         self.dataset, self.detections_field, self.fingerprint = dataset, detections_field, fingerprint
+        self.quality_field, self.calibration = quality_field, calibration
         self.names = {**field_names(quality_field), "run": run_field(quality_field)}
         self.prefix = f"{detections_field}.detections." if detections_field else ""
         self.targets, self.chunk_size = targets, chunk_size
@@ -49,6 +56,10 @@ class ScoreWriter:
             if not self.dataset.has_sample_field(self.prefix + name):
                 kind = fo.StringField if key in TEXT_KEYS else fo.FloatField
                 self.dataset.add_sample_field(self.prefix + name, kind)
+        if self.calibration is not None:
+            declare_score_field(self.dataset, self.quality_field, self.detections_field)
+        unified = score_field(self.quality_field)
+        self.unified = unified if self.dataset.has_sample_field(self.prefix + unified) else None
         quality = self.prefix + self.names["quality"]
         if quality not in self.dataset.list_indexes():
             self.dataset.create_index(quality)
@@ -77,6 +88,10 @@ class ScoreWriter:
         """One face's values and fingerprint in one update (a face in a Detections field by its label id)."""
         values = {name: _clean(row[key]) for key, name in self.names.items() if key not in TEXT_KEYS}
         values.update({self.names["error"]: row["error"], self.names["run"]: self.fingerprint})
+        if self.unified:
+            quality = values[self.names["quality"]]
+            values[self.unified] = None if self.calibration is None or quality is None else \
+                self.calibration.score(quality)
         if not self.detections_field:
             return UpdateOne({"_id": ObjectId(target)}, {"$set": {**values, "last_modified_at": now}})
         sample_id, label_id = target

@@ -1,6 +1,7 @@
 """The plugin's operators (thin wrappers over fiftyone_faceqan)."""
 
 from .compute_quality import ComputeFaceQuality, DetectFaces
+from .curate import CurateIdentities
 from .evaluate import EvaluateQuality
 
-OPERATORS = (ComputeFaceQuality, DetectFaces, EvaluateQuality)
+OPERATORS = (ComputeFaceQuality, DetectFaces, EvaluateQuality, CurateIdentities)

@@ -14,6 +14,7 @@ import fiftyone.operators.types as types
 try:
     import fiftyone_faceqan
     from fiftyone_faceqan import DEFAULT_MODEL, FaceQANConfig, list_models, settings
+    from fiftyone_faceqan.calibration import Calibration
     from fiftyone_faceqan.fields import check_detector_target, check_quality_target
     from fiftyone_faceqan.sharding import check_split, shard_request
 except ImportError as exc:  # the plugin folder is found, but its third-party requirements are not installed
@@ -85,6 +86,10 @@ def quality_kwargs(ctx) -> dict:
     kwargs = {"model": model, "weights": weights, "quality_field": params.get("quality_field") or "faceqan",
               "detections_field": (params.get("detections_field") or "").strip() or None,
               "overwrite": bool(params.get("overwrite")), **face_settings(params)}
+    calibration = (params.get("calibration") or "").strip() or None
+    if calibration is not None:  # refused now unless it is a calibration; whether it applies: once the model loads
+        Calibration.load(calibration)
+        kwargs["calibration"] = calibration
     shards = _shards(params)
     if shards != 1:  # "Split into N tasks"
         check_split(shards, kwargs["overwrite"])
@@ -149,6 +154,10 @@ class ComputeFaceQuality(foo.Operator):
         inputs.str("detections_field", label="Faces field (optional)",
                    description="A Detections field: score each face and store the quality on the detection")
         settings_inputs(inputs)
+        inputs.str("calibration", label="Unified score calibration (optional)",
+                   description="A calibration JSON (`faceqan calibrate`, or Calibration.save) fitted on "
+                               "scores of this model's weights and these settings; by default the run keeps its "
+                               "own, else the model's shipped one when it applies. Writes <field>_score, 0-100")
         inputs.bool("overwrite", default=False, label="Overwrite",
                     description="Rescore faces already scored with the same settings")
         _delegate_choice(inputs)

@@ -10,7 +10,9 @@ import fiftyone as fo
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from fiftyone_faceqan.evaluation import MAX_NON_MATED, NUMERIC_FIELDS, embeddings_field_name, evaluate_quality
+from fiftyone_faceqan.evaluation import MAX_NON_MATED, embeddings_field_name, evaluate_quality
+from fiftyone_faceqan.fields import NUMERIC_FIELDS
+from fiftyone_faceqan.groups import categorical_fields, split_by
 
 from .compute_quality import DEFAULT_MODEL, model_input, refuse
 
@@ -21,7 +23,7 @@ def _fields(dataset, kinds) -> list[str]:
     return sorted(n for n, f in dataset.get_field_schema().items() if not n.startswith("_") and isinstance(f, kinds))
 
 
-def _identity_fields(dataset) -> list[str]:
+def identity_fields(dataset) -> list[str]:
     return sorted(n for n, f in dataset.get_field_schema().items()
                   if isinstance(f, fo.StringField) and n != "filepath"
                   or isinstance(f, fo.EmbeddedDocumentField) and issubclass(f.document_type, fo.Classification))
@@ -39,6 +41,7 @@ def sdk_kwargs(params: dict) -> dict:
         "eval_key": params.get("eval_key") or DEFAULTS["eval_key"],
         "fmr": float(params.get("fmr", DEFAULTS["fmr"])),
         "embeddings_field": (params.get("embeddings_field") or "").strip() or None,
+        "by": params.get("by") or None,
     }
     if sample not in (None, "", 0):  # empty: the SDK's default (all pairs, or a seeded sample when there are more)
         kwargs["non_mated_sample"] = int(sample)
@@ -69,18 +72,25 @@ class EvaluateQuality(foo.Operator):
             choices.add_choice(name, label=name)
         inputs.list("quality_fields", types.String(), required=True, label="Quality fields",
                     description="Numeric fields to compare (e.g. FaceQAN and baselines)", view=choices)
-        identities = _identity_fields(ctx.dataset)
+        identities = identity_fields(ctx.dataset)
         inputs.str("pairs", required=False, label="Pairs file (optional)",
                    description="LFW-style protocol file; images are matched by file name. Empty: use identities")
+        identity = None
         if not ctx.params.get("pairs"):
             if not identities:
                 refuse(inputs, "No Classification or string field holds identities: give a pairs file")
             else:
-                inputs.enum("identity_field", identities, required=True, label="Identity field",
-                            default="ground_truth" if "ground_truth" in identities else identities[0],
+                default = "ground_truth" if "ground_truth" in identities else identities[0]
+                identity = ctx.params.get("identity_field") or default
+                inputs.enum("identity_field", identities, required=True, label="Identity field", default=default,
                             view=types.DropdownView())
                 inputs.int("non_mated_sample", required=False, min=1, label="Non-mated pairs to sample",
                            description=f"Empty: all, or a seeded sample of {MAX_NON_MATED:,} when there are more")
+        splits = [name for name in categorical_fields(ctx.dataset) if name != identity]
+        if splits:
+            inputs.enum("by", splits, required=False, label="Split by (optional)", view=types.DropdownView(),
+                        description="A categorical field (pose, source, ...): each of its groups is also "
+                                    "evaluated alone, to see whether quality works as well for every group")
         model_input(inputs, "model", "Comparison model", default=DEFAULTS["model"], required=True,
                     description="Face-recognition model for the comparison scores")
         inputs.float("fmr", default=DEFAULTS["fmr"], min=0, max=1, required=True, label="Target FMR")
@@ -91,6 +101,8 @@ class EvaluateQuality(foo.Operator):
         try:
             chosen = sdk_kwargs(ctx.params)
             embeddings_field_name(chosen["eval_key"], chosen["embeddings_field"])
+            if chosen["by"]:
+                split_by(ctx.target_view(), chosen["by"])  # one count: at most 50 values
         except (ValueError, TypeError) as exc:
             refuse(inputs, str(exc))
         return types.Property(inputs, view=types.View(label="Evaluate FaceQAN quality"))
@@ -105,7 +117,8 @@ class EvaluateQuality(foo.Operator):
         info = results.info
         return {"eval_key": info["eval_key"], "n_evaluated": info["n_evaluated"],
                 "excluded": info["excluded"]["samples"], "n_mated": info["n_mated"],
-                "n_non_mated": info["n_non_mated"], "tau": info["tau"]}
+                "n_non_mated": info["n_non_mated"], "tau": info["tau"],
+                "groups": 0 if results.groups is None else len(results.groups)}
 
     def resolve_output(self, ctx):
         outputs = types.Object()
@@ -115,4 +128,5 @@ class EvaluateQuality(foo.Operator):
         outputs.int("n_mated", label="Mated comparisons")
         outputs.int("n_non_mated", label="Non-mated comparisons")
         outputs.float("tau", label="Threshold at the target FMR")
+        outputs.int("groups", label="Groups evaluated alone (split by a field; 0: no split)")
         return types.Property(outputs, view=types.View(label="FaceQAN evaluation stored"))

@@ -56,6 +56,7 @@ def _form(uri, dataset, params):
     (URI, {"detections_field": "uniqueness"}, "detections_field 'uniqueness' is not a Detections field"),
     (URI, {"model": "iresnet50"}, "model 'iresnet50' has no weights file here"),
     (URI, {"weights": "/no/such/backbone.pth"}, "weights file /no/such/backbone.pth does not exist"),
+    (URI, {"calibration": "/no/such/calibration.json"}, "cannot read the calibration /no/such/calibration.json"),
     (URI, {"shards": 0}, "shards must be a whole number >= 1"),
     (URI, {"shards": 2.5}, "shards must be a whole number >= 1"),
     (URI, {"shards": 2, "overwrite": True}, "shards cannot be combined with overwrite"),

@@ -12,6 +12,7 @@ import copy
 import numpy as np
 import pydash
 import pytest
+from fiftyone import ViewField as F
 
 from lfw_data import require_lfw
 
@@ -399,6 +400,33 @@ def test_rejection_panel_per_face_field(faces):
     assert panel.view().count("faces.detections") == model["rejected"]
 
 
+def test_rejection_panel_shows_the_threshold_on_both_scales(fo_dataset):
+    """A FaceQAN run with SFace's shipped calibration (cached real scores of 40 of our aligned LFW faces): the
+    summary and the histogram's threshold line read the threshold as a unified score too (the knots it reaches,
+    counted here), and a threshold where a score begins keeps exactly the faces with that score or more."""
+    from faceqan.calibration import shipped
+    from fiftyone_faceqan.rejection import rejection_view
+    from lfw_data import aligned_scores, cached_faceqan_run
+
+    calibration = shipped("sface")
+    cached_faceqan_run(fo_dataset, aligned_scores(40), calibration=calibration)
+    panel = AppPanel("faceqan_rejection", fo_dataset)
+    panel.event("on_load")
+    model = panel.model()
+    assert model["field"] == "faceqan" and model["calibration"] == calibration.to_dict()
+    level = int(np.sum(np.asarray(calibration.knots) <= model["threshold"]))
+    assert f"Unified score (0-100) at the threshold: **{level}**" in panel.properties()["summary_text"]["default"]
+    annotation = panel.properties()["histogram"]["view"]["layout"]["annotations"][0]
+    assert annotation["text"] == f"threshold (unified score {level})"
+
+    panel.stages = rejection_view(fo_dataset, "faceqan", calibration.threshold(50), "kept")._serialize()
+    panel.event("on_change_view", value=panel.stages)
+    assert "`faceqan_score >= 50` keeps exactly these samples" in panel.properties()["summary_text"]["default"]
+    kept = len(panel.view())
+    assert kept == len(fo_dataset.match(F("faceqan_score") >= 50)) and 0 < kept < 40
+    assert panel.model()["rejected"] == 40 - kept
+
+
 # --- ERC panel ------------------------------------------------------------------------------------------
 
 def test_erc_panel_shows_curves_table_and_follows_new_runs(faces):
@@ -441,3 +469,53 @@ def test_erc_panel_without_evaluation_offers_the_operator(fo_dataset):
     panel.event("evaluate")
     prompt = dict(panel.triggered)["prompt_user_for_operation"]
     assert prompt["operator_uri"] == f"{PLUGIN}/evaluate_faceqan_quality"
+
+
+def test_erc_panel_shows_a_split_run_group_by_group(faces):
+    """A run split by a field: the group selector shows one group's own curves and pAUC, and the group table
+    compares every group; going back to all samples shows the whole run again."""
+    import json
+
+    from fiftyone_faceqan import figure
+    from fiftyone_faceqan.evaluation import delete_evaluation, evaluate_quality, load_evaluation
+    from operators.panels.common import figure_traces
+
+    names = sorted(set(faces.values("ground_truth.label")))
+    halves = {name: "first" if i < len(names) // 2 else "second" for i, name in enumerate(names)}
+    faces.set_values("half", [None if i == 1 else "alone" if i == 2 else halves[n]
+                              for i, n in enumerate(faces.values("ground_truth.label"))])
+    try:
+        results = evaluate_quality(faces.exists("sharpness"), ["sharpness", "random_q"], model="sface", by="half",
+                                   embeddings_field=load_evaluation(faces, "eval_a").config.embeddings_field,
+                                   eval_key="eval_split", progress=False)
+        panel = AppPanel("faceqan_erc", faces)
+        panel.event("on_load")  # the newest run
+        assert panel.state["eval_key"] == "eval_split" and panel.state["group"] == "all"
+        assert [label for _, label in panel.state["group_choices"]] == ["all samples", "half = first",
+                                                                        "half = second"]
+        assert "split by `half` (1 without a value)" in panel.properties()["info_text"]["default"]
+        rows = {row["group"]: row for row in panel.data["groups"]}
+        assert rows["alone"]["note"].startswith("fewer than 2 samples") and "fnmr_0" not in rows["alone"]
+        assert rows["first"]["note"] == rows["second"]["note"] == ""
+        for group in ("first", "second"):
+            alone = results.group(group)
+            edc = alone.summary.set_index(["measure", "curve"])
+            assert rows[group]["fnmr_0"] == f"{edc.loc[('sharpness', 'edc'), 'fnmr_0']:.4f}"
+            assert rows[group]["measure_1"] == f"{edc.loc[('random_q', 'edc'), 'pauc_20_norm']:.3f}"
+            assert rows[group]["samples"] == f"{alone.info['n_evaluated']} of {alone.info['n_samples']}"
+
+        panel.change("group", json.dumps("second"), "on_change_group")
+        second = results.group("second")
+        assert panel.data["plot"] == figure_traces(figure(second.curves, "edc"))
+        assert panel.state["info"]["tau"] == second.info["tau"] != results.info["tau"]
+        assert "the group **half = second** alone" in panel.properties()["info_text"]["default"]
+        pauc = {row["measure"]: row["pauc_20"] for row in panel.data["pauc"]}
+        raw = second.summary.set_index(["measure", "curve"]).loc[("random_q", "edc"), "pauc_20"]
+        assert pauc["random_q"].startswith(f"{raw:.4f}")
+        panel.change("curve", "erc", "on_change_curve")  # the group stays chosen
+        assert panel.data["plot"] == figure_traces(figure(second.curves, "erc"))
+        panel.change("group", "all", "on_change_group")
+        assert panel.data["plot"] == figure_traces(figure(results.curves, "erc"))
+    finally:
+        delete_evaluation(faces, "eval_split")
+        faces.delete_sample_field("half")

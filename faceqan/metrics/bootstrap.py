@@ -36,6 +36,8 @@ class Bootstrap:
 
     def _bounds(self, values: np.ndarray) -> tuple[float, float]:
         tail = 50.0 * (1.0 - self.level)
+        if np.isnan(values).all():  # no resample has an error (a group without false non-matches)
+            return np.nan, np.nan
         low, high = np.nanpercentile(values, [tail, 100.0 - tail])
         return float(low), float(high)
 

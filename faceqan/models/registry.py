@@ -31,6 +31,13 @@ class ModelEntry:
     locate: Callable[[], Path]
     sha256: str | None = None
 
+    @property
+    def calibration(self):
+        """The unified score's calibration that ships with the model (faceqan.calibration), or None."""
+        from ..calibration import shipped
+
+        return shipped(self.name)
+
     def available(self) -> bool:
         """Whether the default weights file is here, so the model loads without a download or a
         ``weights`` path (what an App form can offer); its checksum is verified only when it loads."""

@@ -18,7 +18,9 @@ back and the grid flip between two views for good. So a slider value equal to th
 nothing, and a view event showing a view from before the panel's pending ``set_view``, or that view itself
 (the echo), costs nothing.
 
-Units: a rate is a fraction in [0, 1] everywhere; the slider shows it as percent (its ``value_format``).
+Units: a rate is a fraction in [0, 1] everywhere; the slider shows it as percent (its ``value_format``). When
+the field is a FaceQAN run's quality and the run has a calibration, the threshold is shown on both scales: Q
+and the unified score 0-100 (faceqan.calibration), in the summary and on the histogram's threshold line.
 
 Speed: a ``Distribution`` (thresholds, counts and FNMR at every slider step, the histogram) is computed once
 per field, user's view and state of the data (``_table``), from the field's index when the run made one;
@@ -33,10 +35,12 @@ import json
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
+from fiftyone_faceqan.calibration import Calibration
 from fiftyone_faceqan.evaluation import list_evaluations, load_evaluation
+from fiftyone_faceqan.fields import label_path, score_field
 from fiftyone_faceqan.rejection import (REJECTED_TAG, Distribution, QualityField, default_view_name, distribution,
-                                        fnmr_at_thresholds, parse_rejection, quality_fields, rejection_view,
-                                        save_kept_view, sorted_scores, tag_rejected)
+                                        field_calibration, fnmr_at_thresholds, parse_rejection, quality_fields,
+                                        rejection_view, save_kept_view, sorted_scores, tag_rejected)
 
 from .common import jsonable, stage_view
 
@@ -50,7 +54,8 @@ STORE = "faceqan_rejection_model"  # not the 9-key dicts of earlier versions
 class Model:
     """What the panel shows. ``threshold`` rejects ``rejected`` of ``table.scored`` (the rejection ``rate``,
     on the slider's grid); ``mode`` is what the grid shows ("all", "kept" or "rejected"). ``table`` is the
-    distribution of ``field`` on the user's view, ``source`` what it was computed from. ``pending``: the
+    distribution of ``field`` on the user's view, ``source`` what it was computed from; ``calibration`` the
+    unified score's calibration of the field's FaceQAN run (its dict) or None. ``pending``: the
     rejections (field, threshold, mode) asked of the App with ``set_view`` and not yet seen in a view
     event; ``before``: the one the view showed before them."""
 
@@ -64,6 +69,7 @@ class Model:
     message: str | None = None
     source: str | None = None
     table: dict | None = None
+    calibration: dict | None = None
     pending: list = dataclasses.field(default_factory=list)
     before: list | None = None
 
@@ -77,6 +83,10 @@ class Model:
     @property
     def distribution(self) -> Distribution:
         return Distribution(**{k: v for k, v in self.table.items() if k != "fnmr"})
+
+    @property
+    def unified(self) -> Calibration | None:
+        return Calibration.from_dict(self.calibration) if self.calibration else None
 
     @property
     def rejection(self) -> list:
@@ -222,6 +232,8 @@ class RejectionPanel(foo.Panel):
         table = distribution(base, model.field, steps=STEPS, bins=BINS, ranked=ranked)
         fnmr = _fnmr_points(ctx.dataset, model.field, table.thresholds) or [None] * len(table.thresholds)
         model.table, model.source = {**dataclasses.asdict(table), "fnmr": fnmr}, source
+        calibration = field_calibration(base, model.field)
+        model.calibration = calibration.to_dict() if calibration else None
         model.threshold = None  # the old one belongs to other data
         return ranked
 
@@ -251,7 +263,8 @@ class RejectionPanel(foo.Panel):
             fields.add_choice(name, label=name)
         panel.enum("field", fields.values(), label="Quality field", view=fields,
                    on_change=self.on_change_field)
-        panel.plot("histogram", layout=_histogram_layout(model.threshold), width="100%", height="320px",
+        panel.plot("histogram", layout=_histogram_layout(model.threshold, model.unified), width="100%",
+                   height="320px",
                    config={"displayModeBar": False})
         panel.float("rate", min=0, max=1, label="Reject",
                     view=types.SliderView(label="Reject", view_multiple_of=1 / STEPS, value_format="%",
@@ -339,13 +352,14 @@ def _histogram(table: Distribution) -> list[dict]:
                       "marker": {"color": "#6c8ebf"}}])
 
 
-def _histogram_layout(threshold) -> dict:
+def _histogram_layout(threshold, unified: Calibration | None = None) -> dict:
+    label = "threshold" if unified is None else f"threshold (unified score {unified.score(threshold)})"
     return {"xaxis": {"title": {"text": "quality score"}}, "yaxis": {"title": {"text": "count"}},
             "margin": {"t": 24, "l": 48, "b": 48, "r": 8}, "bargap": 0.05,
             "shapes": [{"type": "line", "x0": threshold, "x1": threshold, "xref": "x", "y0": 0, "y1": 1,
                         "yref": "paper", "line": {"color": "#e8590c", "width": 2, "dash": "dash"}}],
             "annotations": [{"x": threshold, "y": 1, "xref": "x", "yref": "paper", "showarrow": False,
-                             "text": "threshold", "xanchor": "left", "yanchor": "top"}]}
+                             "text": label, "xanchor": "left", "yanchor": "top"}]}
 
 
 def _summary_markdown(model) -> str:
@@ -354,6 +368,8 @@ def _summary_markdown(model) -> str:
     share = model.rejected / scored if scored else 0.0
     lines = [f"**Threshold {model.threshold:.6g}**: rejects **{model.rejected} of {scored}** scored {unit} "
              f"(**{share:.1%}**), keeps {scored - model.rejected}."]
+    if model.unified is not None:
+        lines.append(_unified_markdown(model.unified, model.field, model.threshold, unit))
     if table["unscored"]:
         lines.append(f"{table['unscored']} {unit} have no score and count as rejected.")
     fnmr = model.fnmr
@@ -364,3 +380,18 @@ def _summary_markdown(model) -> str:
         lines.append("No evaluation of this field yet: run *Evaluate FaceQAN quality* to see the FNMR here.")
     lines.append(f"Grid: **{model.mode}** samples.")
     return "\n\n".join(lines)
+
+
+def _unified_markdown(unified: Calibration, field: str, threshold: float, unit: str) -> str:
+    """The same cut on the unified scale: the threshold's score u keeps every face above u and rejects every face
+    below it; of the faces at u, those whose Q reaches the threshold are kept (all of them when the threshold is
+    where u begins)."""
+    level = unified.score(threshold)
+    where = QualityField(field)
+    if level > 0 and unified.threshold(level) == threshold:
+        cut = f"`{label_path(score_field(where.attribute), where.labels)} >= {level}` keeps exactly these {unit}"
+    else:
+        cut = (f"{unit} scoring above {level} are kept, those below {level} rejected, and those at {level} kept "
+               f"only with Q >= {threshold:.6g}")
+    return (f"Unified score (0-100) at the threshold: **{level}**: {cut}. A score k means Q reaches the k-th "
+            f"percentile of the {unified.faces} reference faces of the run's calibration.")
