@@ -37,11 +37,11 @@ def check_table_path(path: Path, option: str = "--out") -> None:
     check_creatable(path, option)
 
 
-def check_maps_folder(folder: Path) -> None:
-    """The folder for `--maps` PNGs: there or can be made, checked before any work."""
+def check_maps_folder(folder: Path, option: str = "--maps") -> None:
+    """The folder for the map PNGs: there or can be made, checked before any work."""
     if folder.exists() and not folder.is_dir():
-        raise OutputError(f"--maps {folder} is a file: give a folder for the map PNGs")
-    check_creatable(folder, "--maps")
+        raise OutputError(f"{option} {folder} is a file: give a folder for the map PNGs")
+    check_creatable(folder, option)
 
 
 def check_creatable(path: Path, option: str) -> None:

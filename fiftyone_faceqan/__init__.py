@@ -9,10 +9,11 @@ from faceqan.plots import AXIS_TITLES, figure
 
 from .faces import detect_faces
 from .fields import field_names, output_fields, run_field
+from .map_figure import noise_map_figure
 from .quality import compute_face_quality
 from .runs import FaceQANBrain, FaceQANBrainConfig, FaceQANResults, RunProgress, run_progress
 from .sharding import QueuedShards
 
 __all__ = ["AXIS_TITLES", "CURVE_LABELS", "DEFAULT_MODEL", "FaceQANBrain", "FaceQANBrainConfig", "FaceQANConfig",
            "FaceQANResults", "QueuedShards", "RunProgress", "compute_face_quality", "detect_faces", "field_names",
-           "figure", "list_models", "output_fields", "run_field", "run_progress", "settings"]
+           "figure", "list_models", "noise_map_figure", "output_fields", "run_field", "run_progress", "settings"]

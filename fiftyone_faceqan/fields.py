@@ -2,7 +2,10 @@
 fields the plugin may write at all.
 
 ``<field>`` holds Q; ``<field>_mean``, ``_std``, ``_q_adv`` and ``_symmetry`` its parts; ``<field>_error``
-why a face could not be scored (None when it was); ``<field>_run`` the configuration fingerprint.
+why a face could not be scored (None when it was); ``<field>_run`` the configuration fingerprint. A run that
+keeps noise maps also writes per face ``<field>_noise_map`` (the crop's map PNG) and
+``<field>_noise_concentration``, and per sample ``<field>_heatmap`` (the fo.Heatmap the App overlays); these
+carry a mark in their field info, since a run need not write them.
 
 Users' data is never overwritten: a name is refused when it is FiftyOne's own (a default sample field, a
 built-in attribute of a label, anything starting with ``_``) or when the field already exists and was not
@@ -15,10 +18,13 @@ from __future__ import annotations
 import fiftyone as fo
 from fiftyone.core.sample import get_default_sample_fields
 
+from faceqan.noise_maps import MAP_COLUMNS
+
 # engine row key (faceqan.aggregate.QualityScores.FIELDS and "error") -> field suffix
 PARTS = {"quality": "", "mean_similarity": "_mean", "std_similarity": "_std", "q_adv": "_q_adv",
          "symmetry": "_symmetry", "error": "_error"}
 DETECTOR_INFO = "faceqan_detector"  # field info key that marks a Detections field detect_faces created
+MAPS_INFO = "faceqan_maps"  # field info key that marks a map field, with the key of the run that wrote it
 
 
 def field_names(quality_field: str) -> dict[str, str]:
@@ -36,6 +42,23 @@ def output_fields(quality_field: str, detections_field: str | None = None) -> li
     if detections_field:
         return [f"{detections_field}.detections.{name}" for name in names]
     return names
+
+
+def map_field_names(quality_field: str) -> dict[str, str]:
+    """Map column (faceqan.noise_maps.MAP_COLUMNS) -> field name, for the map values written per face."""
+    return {column: f"{quality_field}_{column}" for column in MAP_COLUMNS}
+
+
+def heatmap_field(quality_field: str) -> str:
+    """The sample field of the fo.Heatmap that lays the maps of the sample's faces on its image."""
+    return quality_field + "_heatmap"
+
+
+def map_fields(quality_field: str, detections_field: str | None = None) -> list[str]:
+    """Full paths of every map field (the per-face ones embedded in the detections when faces come from a
+    detections field; the heatmap always on the sample)."""
+    prefix = f"{detections_field}.detections." if detections_field else ""
+    return [prefix + name for name in map_field_names(quality_field).values()] + [heatmap_field(quality_field)]
 
 
 def validate_field_name(name: str, what: str = "quality_field") -> str:
@@ -72,6 +95,25 @@ def check_quality_target(dataset, quality_field: str, detections_field: str | No
         if prefix + name in existing:
             raise ValueError(f"quality_field {quality_field!r}: the field {prefix + name!r} already exists and no "
                              f"FaceQAN run of that key wrote it; choose another name")
+
+
+def written_map_fields(dataset, quality_field: str, detections_field: str | None) -> list[str]:
+    """The map fields the run of key ``quality_field`` wrote: they exist and carry its mark."""
+    schema = dataset.get_field_schema(flat=True)
+    return [path for path in map_fields(quality_field, detections_field)
+            if path in schema and (schema[path].info or {}).get(MAPS_INFO) == quality_field]
+
+
+def check_map_target(dataset, quality_field: str, detections_field: str | None) -> None:
+    """The map fields a run of key ``quality_field`` would write are new or were written by that run."""
+    existing = set(dataset.get_field_schema(flat=True))
+    if detections_field:  # attributes of labels need not be declared in the schema
+        existing |= set(dataset.get_dynamic_field_schema(fields=detections_field) or {})
+    ours = written_map_fields(dataset, quality_field, detections_field)
+    for path in map_fields(quality_field, detections_field):
+        if path in existing and path not in ours:
+            raise ValueError(f"quality_field {quality_field!r}: the field {path!r} already exists and no FaceQAN run "
+                             f"of that key wrote it; choose another name")
 
 
 def check_detections_field(dataset, field: str) -> None:

@@ -2,5 +2,6 @@
 
 from .compute_quality import ComputeFaceQuality, DetectFaces
 from .evaluate import EvaluateQuality
+from .noise_maps import ShowNoiseMaps
 
-OPERATORS = (ComputeFaceQuality, DetectFaces, EvaluateQuality)
+OPERATORS = (ComputeFaceQuality, DetectFaces, EvaluateQuality, ShowNoiseMaps)
