@@ -16,7 +16,6 @@ The output goes to stdout and to benchmarks/results/scale_curation.txt (the comm
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import sys
@@ -24,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from scale_fiftyone import build, private_database
+from scale_fiftyone import build, dataset_parser, private_database
 
 RESULTS = Path(__file__).parent / "results" / "scale_curation.txt"
 RULES = {"quality_field": "synthetic_quality", "identity_field": "ground_truth", "best_k": 10, "reject_rate": 0.2,
@@ -53,12 +52,7 @@ def measure(dataset, say) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--samples", type=int, default=1_000_000)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--db", type=Path, help="database folder to keep (and reuse: the dataset is built once); "
-                                                "default: a temporary folder, removed at the end")
-    args = parser.parse_args()
+    args = dataset_parser(__doc__.splitlines()[0]).parse_args()
     lines = [" ".join(["python", *sys.argv])]
 
     def say(line: str) -> None:

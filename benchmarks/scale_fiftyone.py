@@ -319,12 +319,18 @@ def check_app(dataset, png: Path) -> None:
               f"{rejects.search(_panel_text(driver)).group(0)}; screenshot {png}", flush=True)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def dataset_parser(description: str) -> argparse.ArgumentParser:
+    """The options of a benchmark on the synthetic dataset: its size, seed and database folder."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--samples", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--db", type=Path, help="database folder to keep (and reuse: the dataset is built once); "
                                                 "default: a temporary folder, removed at the end")
+    return parser
+
+
+def main() -> None:
+    parser = dataset_parser(__doc__.splitlines()[0])
     parser.add_argument("--app", type=Path, metavar="PNG",
                         help="instead of the figures: open the App on the dataset (scored before with the same --db) "
                              "and save a screenshot")

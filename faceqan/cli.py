@@ -188,7 +188,7 @@ def cmd_merge(args: argparse.Namespace) -> int:
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from .calibration import fit, recorded_score_settings
-    from .output import ScoreTable, check_creatable, read_record, read_table
+    from .output import ScoreTable, check_creatable, read_table
 
     table, out = ScoreTable(Path(args.scores), "SCORES"), Path(args.out)
     if out.suffix != ".json":
@@ -196,15 +196,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     if out.exists():
         raise ValueError(f"--out {out} already exists: give another name")
     check_creatable(out, "--out")
-    if table.journal.exists():
-        raise ValueError(f"{table.out} is unfinished ({table.journal.name} is there): finish it with "
-                         "`faceqan score ... --resume`, then calibrate")
-    if not table.out.is_file():
-        raise ValueError(f"{table.out} is not a file")
-    if not table.record.is_file():
-        raise ValueError(f"{table.out} has no settings record {table.record.name}: calibrate a table that "
-                         "`faceqan score --out` wrote, so the calibration knows its model, weights and settings")
-    record = read_record(table.record)
+    record = table.finished_record("calibrate", "faceqan score --out ...")
     reference = args.reference or f"the faces scored into {table.out.name}"
     calibration = fit(read_table(table.out)["quality"], record["model"], record["model_sha256"],
                       recorded_score_settings(record), reference)

@@ -15,22 +15,14 @@ from pathlib import Path
 import pandas as pd
 
 from .calibration import RECORD_KEY
-from .output import OutputError, ScoreTable, read_record, setting_changes, table_groups, write_record, write_table
+from .output import OutputError, ScoreTable, setting_changes, table_groups, write_record, write_table
 from .pipeline import rows_to_frame
 from .shards import INPUTS_KEY, SHARD_KEY, parse_shard, shard_bounds
 
 
 def _shard_of(table: ScoreTable) -> tuple[dict, int, int]:
     """(record, index, count) of a finished shard output."""
-    if table.journal.exists():
-        raise OutputError(f"{table.out} is unfinished ({table.journal.name} is there): finish its shard with "
-                          "`faceqan score ... --resume`, then merge")
-    if not table.out.is_file():
-        raise OutputError(f"{table.out} not found")
-    if not table.record.is_file():
-        raise OutputError(f"{table.out} has no settings record {table.record.name}: only outputs of "
-                          "`faceqan score --shard i/N --out ...` can be merged")
-    record = read_record(table.record)
+    record = table.finished_record("merge", "faceqan score --shard i/N --out ...")
     if SHARD_KEY not in record:
         raise OutputError(f"{table.out} was not made with --shard: only the shards of one run can be merged")
     return record, *parse_shard(record[SHARD_KEY])

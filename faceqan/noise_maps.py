@@ -4,22 +4,45 @@ A map is |adversarial copy - initial noisy copy| per pixel, averaged over the k 
 crop's resolution. It is stored as a 16-bit grayscale PNG in units of the attack's budget (the most a pixel
 can move: 65535 = every copy and channel moved the full budget), so maps of one run compare directly. Its
 summary number, the concentration (std / mean), says how unevenly the attack spent that budget over the face.
+A map PNG may also record where its crop lies in the photo (``Placement``), so it can be laid back on it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
+from .align.transform import resize_matrix, unalign
 from .config import FaceQANConfig
 
 PNG_LEVELS = 65535  # 16-bit PNG: one level is 1/65535 of the attack budget
 MAP_COLUMNS = ("noise_map", "noise_concentration")  # what a row gains when maps are kept: PNG path, summary
+PLACEMENT_KEY = "faceqan_placement"  # the PNG text chunk that holds a map's Placement, as JSON
+OVERLAY_MAX_SIDE = 1024  # a map laid back on a photo has at most this many pixels on a side
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where an aligned crop lies in its photo: ``to_crop`` the 2x3 matrix from photo pixels to crop pixels (the
+    alignment's similarity transform, or the resize of a whole image) and the photo's (height, width)."""
+
+    to_crop: tuple[tuple[float, ...], ...]
+    photo_size: tuple[int, int]
+
+    @classmethod
+    def of(cls, to_crop, photo_size) -> Placement:
+        return cls(tuple(tuple(float(v) for v in row) for row in np.asarray(to_crop)), tuple(map(int, photo_size)))
+
+    def is_identity(self) -> bool:
+        """Whether the crop is the photo itself (an aligned crop scored as it is: resized to its own size)."""
+        return bool(np.allclose(self.to_crop, np.eye(2, 3)))
 
 
 def attack_budget(config: FaceQANConfig) -> float:
@@ -42,10 +65,20 @@ def to_levels(noise_map: np.ndarray, config: FaceQANConfig) -> np.ndarray:
     return np.clip(np.rint(share * PNG_LEVELS), 0, PNG_LEVELS).astype(np.uint16)
 
 
-def write_map_png(noise_map: np.ndarray, config: FaceQANConfig, path: Path) -> None:
-    """Written under a temporary name and renamed, so a killed run never leaves half a PNG."""
+def write_map_png(noise_map: np.ndarray, config: FaceQANConfig, path: Path,
+                  placement: Placement | None = None) -> None:
+    """Written under a temporary name and renamed, so a killed run never leaves half a PNG; ``placement`` is
+    kept in the PNG's text, so the map can be laid back on its photo."""
+    write_levels_png(to_levels(noise_map, config), path, placement)
+
+
+def write_levels_png(levels: np.ndarray, path: Path, placement: Placement | None = None) -> None:
+    """16-bit levels as a PNG, written under a temporary name and renamed (``placement`` in its text)."""
+    text = PngImagePlugin.PngInfo()
+    if placement is not None:
+        text.add_text(PLACEMENT_KEY, json.dumps([placement.to_crop, placement.photo_size]))
     partial = path.with_name(path.name + ".writing")
-    Image.fromarray(to_levels(noise_map, config)).save(partial, format="PNG")
+    Image.fromarray(levels).save(partial, format="PNG", pnginfo=text)
     os.replace(partial, path)
 
 
@@ -53,6 +86,29 @@ def read_map_png(path: str | Path, config: FaceQANConfig) -> np.ndarray:
     """A map PNG back in pixel units (to within half a level of the budget), float32 (H, W)."""
     levels = np.asarray(Image.open(path), dtype=np.float64)
     return (levels / PNG_LEVELS * attack_budget(config)).astype(np.float32)
+
+
+def read_placement(path: str | Path) -> Placement | None:
+    """The Placement a map PNG records, or None."""
+    with Image.open(path) as png:
+        text = png.text.get(PLACEMENT_KEY)
+    return None if text is None else Placement.of(*json.loads(text))
+
+
+def photo_levels(paths: Sequence[str | Path]) -> np.ndarray:
+    """The maps of faces of one photo (PNGs with their Placement) laid back on the photo through the inverse of
+    each face's alignment, in PNG levels (uint16): the largest where faces overlap, 0 where no face reaches.
+    At most OVERLAY_MAX_SIDE pixels on a side, the photo's aspect kept (viewers stretch it over the photo)."""
+    placements = [read_placement(p) for p in paths]
+    height, width = placements[0].photo_size
+    scale = min(1.0, OVERLAY_MAX_SIDE / max(height, width))
+    size = (max(1, round(height * scale)), max(1, round(width * scale)))
+    from_overlay = np.vstack([resize_matrix(size, (height, width)), [0.0, 0.0, 1.0]])  # overlay -> photo pixels
+    overlay = np.zeros(size, dtype=np.uint16)
+    for path, placement in zip(paths, placements):
+        levels = np.asarray(Image.open(path), dtype=np.uint16)
+        overlay = np.maximum(overlay, unalign(levels, np.asarray(placement.to_crop) @ from_overlay, size))
+    return overlay
 
 
 def map_file_name(path: str, face: int | None = None) -> str:
@@ -70,18 +126,19 @@ def concentration(noise_map: np.ndarray) -> float:
 
 
 class MapWriter:
-    """Turns a scored row's map into its PNG in ``folder`` and the row's map columns (path, concentration)."""
+    """Turns a scored row's map into its PNG in ``folder`` and the row's map columns (path, concentration). The
+    row's ``face_key`` tells faces of one file apart in the name; its ``placement``, if any, goes into the PNG."""
 
-    def __init__(self, folder: Path, config: FaceQANConfig):
-        self.folder, self.config = Path(folder), config
+    def __init__(self, folder: Path, config: FaceQANConfig, face_key: str = "face"):
+        self.folder, self.config, self.face_key = Path(folder), config, face_key
 
     def __call__(self, row: dict) -> dict:
         noise_map = row.get("noise_map")
         if noise_map is None:  # an error row: no map
             return row
-        target = self.folder / map_file_name(row["path"], row.get("face"))
+        target = self.folder / map_file_name(row["path"], row.get(self.face_key))
         self.folder.mkdir(parents=True, exist_ok=True)
-        write_map_png(noise_map, self.config, target)
+        write_map_png(noise_map, self.config, target, row.get("placement"))
         return {**row, "noise_map": str(target), "noise_concentration": concentration(noise_map)}
 
 

@@ -39,11 +39,11 @@ def check_table_path(path: Path, option: str = "--out") -> None:
     check_creatable(path, option)
 
 
-def check_maps_folder(folder: Path) -> None:
-    """The folder for `--maps` PNGs: there or can be made, checked before any work."""
+def check_maps_folder(folder: Path, option: str = "--maps") -> None:
+    """The folder for the map PNGs: there or can be made, checked before any work."""
     if folder.exists() and not folder.is_dir():
-        raise OutputError(f"--maps {folder} is a file: give a folder for the map PNGs")
-    check_creatable(folder, "--maps")
+        raise OutputError(f"{option} {folder} is a file: give a folder for the map PNGs")
+    check_creatable(folder, option)
 
 
 def check_creatable(path: Path, option: str) -> None:
@@ -113,6 +113,19 @@ class ScoreTable:
         if not self.record.is_file():
             raise OutputError(f"{what} has no settings record {self.record.name}, so it cannot be continued "
                               "safely: use another --out")
+
+    def finished_record(self, then: str, made_by: str) -> dict:
+        """The settings record of a finished output, or one line saying why it is not one: unfinished (finish it,
+        then ``then``), missing, or not made by ``made_by`` with --out."""
+        if self.journal.exists():
+            raise OutputError(f"{self.out} is unfinished ({self.journal.name} is there): finish it with "
+                              f"`faceqan score ... --resume`, then {then}")
+        if not self.out.is_file():
+            raise OutputError(f"{self.out} not found")
+        if not self.record.is_file():
+            raise OutputError(f"{self.out} has no settings record {self.record.name}: only outputs of "
+                              f"`{made_by}` can be used here")
+        return read_record(self.record)
 
     def previous(self, settings: dict) -> dict[str, list[dict]]:
         """The rows already written, by path (nothing is written here); refused if they were scored with

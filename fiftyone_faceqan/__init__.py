@@ -12,6 +12,7 @@ from .curation import Curation, curate_identities
 from .faces import detect_faces
 from .fields import field_names, output_fields, run_field, score_field
 from .groups import rejection_by_group
+from .map_figure import noise_map_figure
 from .quality import compute_face_quality
 from .runs import FaceQANBrain, FaceQANBrainConfig, FaceQANResults, RunProgress, run_progress
 from .sharding import QueuedShards
@@ -19,4 +20,5 @@ from .sharding import QueuedShards
 __all__ = ["AXIS_TITLES", "CURVE_LABELS", "Curation", "DEFAULT_MODEL", "FaceQANBrain", "FaceQANBrainConfig",
            "FaceQANConfig", "FaceQANResults", "QueuedShards", "RunProgress", "calibrate_quality",
            "compute_face_quality", "curate_identities", "detect_faces", "field_names", "figure", "list_models",
-           "output_fields", "rejection_by_group", "run_field", "run_progress", "score_field", "settings"]
+           "noise_map_figure", "output_fields", "rejection_by_group", "run_field", "run_progress", "score_field",
+           "settings"]

@@ -1,7 +1,8 @@
 """Faces as FiftyOne Detections: detect them (box + 5 landmarks) and turn each one into an aligned crop.
 
 Landmarks are stored on each detection as ``landmarks``: five [x, y] pairs relative to the image size,
-FiftyOne's convention for coordinates, so they survive resizing and export.
+FiftyOne's convention for coordinates, so they survive resizing and export. The ``prepare`` functions here also
+say where each crop lies in its photo (``placement``), so a noise map can be laid back on the photo.
 """
 
 from __future__ import annotations
@@ -13,8 +14,11 @@ from pathlib import Path
 
 import fiftyone as fo
 
-from faceqan.align import FacePreparer, align, detect, get_detector
+import numpy as np
+
+from faceqan.align import FacePreparer, alignment_matrix, detect, get_detector, warp
 from faceqan.io import read_image
+from faceqan.noise_maps import Placement
 
 from .fields import DETECTOR_INFO, check_detector_target
 
@@ -71,8 +75,22 @@ def detect_faces(samples, field: str = "faces", min_confidence: float = 0.6, det
 
 
 @dataclass(frozen=True)
+class PlacedCrops:
+    """A ``prepare`` function for faceqan.pipeline: FacePreparer's crops of a whole image, each with its
+    ``placement`` in the image. Picklable, so it runs in DataLoader workers."""
+
+    preparer: FacePreparer
+
+    def __call__(self, path: str | Path):
+        rgb = read_image(path)
+        return [({**info, "placement": Placement.of(self.preparer.to_crop(info, rgb.shape[:2]), rgb.shape[:2])},
+                 crop) for info, crop in self.preparer.prepare_array(rgb)]
+
+
+@dataclass(frozen=True)
 class DetectionCrops:
-    """A ``prepare`` function for faceqan.pipeline: the aligned crop of each listed detection of a file.
+    """A ``prepare`` function for faceqan.pipeline: the aligned crop of each listed detection of a file, with its
+    ``placement`` in the photo.
 
     A detection with landmarks is aligned with them; one without (another detector's boxes) is searched
     again inside its grown box. Picklable, so it runs in DataLoader workers.
@@ -88,15 +106,20 @@ class DetectionCrops:
         for label_id, landmarks, box in self.faces[str(path)]:
             if landmarks:
                 points = [(x * width, y * height) for x, y in landmarks]
-                crop = align(rgb, points, self.preparer.size, self.preparer.template)
+                to_crop = alignment_matrix(points, self.preparer.size, self.preparer.template)
+                crop = warp(rgb, to_crop, self.preparer.size)
             else:
-                crop = self._search_box(rgb, box)
-            crops.append(({"label_id": label_id}, crop))
+                crop, to_crop = self._search_box(rgb, box)
+            crops.append(({"label_id": label_id, "placement": Placement.of(to_crop, (height, width))}, crop))
         return crops
 
     def _search_box(self, rgb, box):
+        """The crop of the face found in the grown box, and the matrix from photo pixels to its pixels."""
         height, width = rgb.shape[:2]
         x, y, w, h = box[0] * width, box[1] * height, box[2] * width, box[3] * height
         left, top = max(0, int(x - BOX_MARGIN * w)), max(0, int(y - BOX_MARGIN * h))
         right, bottom = min(width, int(x + w * (1 + BOX_MARGIN)) + 1), min(height, int(y + h * (1 + BOX_MARGIN)) + 1)
-        return self.preparer.prepare_array(rgb[top:bottom, left:right])[0][1]
+        region = rgb[top:bottom, left:right]
+        info, crop = self.preparer.prepare_array(region)[0]
+        to_crop = self.preparer.to_crop(info, region.shape[:2])
+        return crop, np.hstack([to_crop[:, :2], to_crop[:, 2:] - to_crop[:, :2] @ [[left], [top]]])

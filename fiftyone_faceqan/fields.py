@@ -4,7 +4,9 @@ fields the plugin may write at all.
 ``<field>`` holds Q; ``<field>_mean``, ``_std``, ``_q_adv`` and ``_symmetry`` its parts; ``<field>_error``
 why a face could not be scored (None when it was); ``<field>_run`` the configuration fingerprint;
 ``<field>_score`` the unified score 0-100 (faceqan.calibration), only when the run has a calibration, None where
-the face could not be assessed.
+the face could not be assessed. A run that keeps noise maps also writes per face ``<field>_noise_map`` (the
+crop's map PNG) and ``<field>_noise_concentration``, and per sample ``<field>_heatmap`` (the fo.Heatmap the App
+overlays). The score and map fields carry a mark in their field info, since a run need not write them.
 
 Users' data is never overwritten: a name is refused when it is FiftyOne's own (a default sample field, a
 built-in attribute of a label, anything starting with ``_``) or when the field already exists and was not
@@ -18,12 +20,15 @@ from __future__ import annotations
 import fiftyone as fo
 from fiftyone.core.sample import get_default_sample_fields
 
+from faceqan.noise_maps import MAP_COLUMNS
+
 # engine row key (faceqan.aggregate.QualityScores.FIELDS and "error") -> field suffix
 PARTS = {"quality": "", "mean_similarity": "_mean", "std_similarity": "_std", "q_adv": "_q_adv",
          "symmetry": "_symmetry", "error": "_error"}
 NUMERIC_FIELDS = (fo.FloatField, fo.IntField)  # what can hold a quality score
 DETECTOR_INFO = "faceqan_detector"  # field info key that marks a Detections field detect_faces created
 SCORE_INFO = "faceqan_unified_score"  # field info key that marks a unified-score field a FaceQAN run created
+MAPS_INFO = "faceqan_maps"  # field info key that marks a map field, with the key of the run that wrote it
 
 
 def field_names(quality_field: str) -> dict[str, str]:
@@ -49,6 +54,23 @@ def output_fields(quality_field: str, detections_field: str | None = None) -> li
     applied)."""
     return [label_path(name, detections_field)
             for name in [*field_names(quality_field).values(), score_field(quality_field)]]
+
+
+def map_field_names(quality_field: str) -> dict[str, str]:
+    """Map column (faceqan.noise_maps.MAP_COLUMNS) -> field name, for the map values written per face."""
+    return {column: f"{quality_field}_{column}" for column in MAP_COLUMNS}
+
+
+def heatmap_field(quality_field: str) -> str:
+    """The sample field of the fo.Heatmap that lays the maps of the sample's faces on its image."""
+    return quality_field + "_heatmap"
+
+
+def map_fields(quality_field: str, detections_field: str | None = None) -> list[str]:
+    """Full paths of every map field (the per-face ones embedded in the detections when faces come from a
+    detections field; the heatmap always on the sample)."""
+    return [label_path(name, detections_field) for name in map_field_names(quality_field).values()] + \
+        [heatmap_field(quality_field)]
 
 
 def validate_field_name(name: str, what: str = "quality_field") -> str:
@@ -110,6 +132,23 @@ def declare_score_field(dataset, quality_field: str, detections_field: str | Non
     path = label_path(score_field(quality_field), detections_field)
     if not dataset.has_sample_field(path):
         dataset.add_sample_field(path, fo.IntField, info={SCORE_INFO: quality_field})
+
+
+def written_map_fields(dataset, quality_field: str, detections_field: str | None) -> list[str]:
+    """The map fields the run of key ``quality_field`` wrote: they exist and carry its mark."""
+    schema = dataset.get_field_schema(flat=True)
+    return [path for path in map_fields(quality_field, detections_field)
+            if path in schema and (schema[path].info or {}).get(MAPS_INFO) == quality_field]
+
+
+def check_map_target(dataset, quality_field: str, detections_field: str | None) -> None:
+    """The map fields a run of key ``quality_field`` would write are new or were written by that run."""
+    existing = _existing(dataset, detections_field)
+    ours = written_map_fields(dataset, quality_field, detections_field)
+    for path in map_fields(quality_field, detections_field):
+        if path in existing and path not in ours:
+            raise ValueError(f"quality_field {quality_field!r}: the field {path!r} already exists and no FaceQAN run "
+                             f"of that key wrote it; choose another name")
 
 
 def check_detections_field(dataset, field: str) -> None:

@@ -1,6 +1,7 @@
 """compute_face_quality: FaceQAN scores for a FiftyOne dataset or view, written in chunks so a stopped
 run loses at most one chunk, and resumable (faces already scored with the same settings are skipped); or,
-with ``shards``, the same run queued as delegated operations for workers (fiftyone_faceqan.sharding)."""
+with ``shards``, the same run queued as delegated operations for workers (fiftyone_faceqan.sharding); with
+``maps``, each face's adversarial-noise map kept from the same attack (fiftyone_faceqan.maps)."""
 
 from __future__ import annotations
 
@@ -15,8 +16,9 @@ from faceqan.models import DEFAULT_MODEL, FaceModel, load_model
 from faceqan.pipeline import iter_score_rows
 
 from .calibration import run_calibration, write_unified_scores
-from .faces import DetectionCrops
-from .fields import check_quality_target, check_score_target
+from .faces import DetectionCrops, PlacedCrops
+from .fields import check_quality_target, check_score_target, written_map_fields
+from .maps import MapStore, check_maps_request, maps_root
 from .runs import FaceQANBrainConfig, FaceQANResults
 from .sharding import QueuedShards, Shard, check_shard_run, check_split, queue_shards
 from .store import ScoreWriter, face_work, image_work
@@ -30,7 +32,7 @@ def _config(config: FaceQANConfig | None, overrides: dict) -> FaceQANConfig:
 
 
 def _check_request(samples, model, quality_field, detections_field, alignment, chunk_size, num_workers, overwrite,
-                   shards, shard) -> None:
+                   shards, shard, maps) -> None:
     """Everything but the FaceQAN settings and the model, which check themselves when built."""
     check_quality_target(samples._root_dataset, quality_field, detections_field)
     if shards is not None:
@@ -46,6 +48,8 @@ def _check_request(samples, model, quality_field, detections_field, alignment, c
                                     or num_workers < 0):
         raise ValueError(f"num_workers must be a number of loader processes >= 0 or None (per device), "
                          f"got {num_workers!r}")
+    if not isinstance(maps, bool):
+        raise ValueError(f"maps must be True or False, got {maps!r}")
 
 
 def compute_face_quality(samples, model: str | FaceModel = DEFAULT_MODEL, quality_field: str = "faceqan",
@@ -53,8 +57,9 @@ def compute_face_quality(samples, model: str | FaceModel = DEFAULT_MODEL, qualit
                          weights: str | None = None, alignment: str = FacePreparer.align, overwrite: bool = False,
                          chunk_size: int = 32, num_workers: int | None = None, progress: bool = True,
                          on_progress: Callable[[int, int], None] | None = None, shards: int | None = None,
-                         stalled_after: float | None = None, shard: Shard | None = None,
-                         calibration: Calibration | str | None = None, **settings) -> FaceQANResults | QueuedShards:
+                         stalled_after: float | None = None, shard: Shard | None = None, maps: bool = False,
+                         maps_dir: str | None = None, calibration: Calibration | str | None = None,
+                         **settings) -> FaceQANResults | QueuedShards:
     """Score every sample of ``samples`` (a dataset or view) with FaceQAN, or with ``detections_field``
     every detected face, and record the run as the brain run ``quality_field``.
 
@@ -77,15 +82,23 @@ def compute_face_quality(samples, model: str | FaceModel = DEFAULT_MODEL, qualit
     this database runs, and returns a QueuedShards. Calling it again queues only what is unfinished; a shard
     whose running operation reported nothing for ``stalled_after`` seconds (a killed worker) is queued again.
     ``shard`` is the one shard a queued operation scores (the Compute operator passes it).
+
+    ``maps=True`` also keeps each face's adversarial-noise map from the same attack (Q is bit-identical, the
+    fingerprint the same): a PNG per face under ``<maps_dir>/<dataset slug>/<quality_field>/`` (maps_dir defaults
+    to ``<fo.config.default_dataset_dir>/faceqan-maps``), its path and concentration per face and a fo.Heatmap
+    per sample for the App (fiftyone_faceqan.maps). Faces scored before without a map, or whose PNG is gone, are
+    scored again. A run without maps keeps the maps of the faces it skips and clears those of the faces it scores
+    again.
     """
     detections_field = detections_field or None
     _check_request(samples, model, quality_field, detections_field, alignment, chunk_size, num_workers, overwrite,
-                   shards, shard)
+                   shards, shard, maps)
     config = _config(config, settings)
     given = as_calibration(calibration) if calibration is not None else None
+    dataset = samples._root_dataset
+    folder = check_maps_request(dataset, quality_field, detections_field, config, maps_dir) if maps else None
     face_model = model if isinstance(model, FaceModel) else load_model(model, weights=weights)
     preparer = FacePreparer.for_model(face_model, align=alignment)
-    dataset = samples._root_dataset
     unified = run_calibration(dataset, quality_field, face_model.name, face_model.sha256, config.score_settings(),
                               given)
     check_score_target(dataset, quality_field, detections_field)
@@ -99,7 +112,8 @@ def compute_face_quality(samples, model: str | FaceModel = DEFAULT_MODEL, qualit
     if shards is not None:
         request = {"model": face_model.name, "weights": weights, "quality_field": quality_field,
                    "detections_field": detections_field, "alignment": alignment, "chunk_size": chunk_size,
-                   "num_workers": num_workers, **dataclasses.asdict(config)}
+                   "num_workers": num_workers, "maps": maps, "maps_dir": str(maps_root(maps_dir)) if maps else None,
+                   **dataclasses.asdict(config)}
         queued = queue_shards(samples, run_config, shards, request, stalled_after)
         if rescaled:
             write_unified_scores(dataset, run_config)  # the faces scored before read on the new scale
@@ -110,7 +124,7 @@ def compute_face_quality(samples, model: str | FaceModel = DEFAULT_MODEL, qualit
     started = time.monotonic()
 
     if detections_field:
-        faces, owner, skipped = face_work(samples, detections_field, fingerprint, quality_field, overwrite)
+        faces, owner, skipped = face_work(samples, detections_field, fingerprint, quality_field, overwrite, maps)
         paths, prepare = list(faces), DetectionCrops(preparer, dict(faces))
 
         def targets(row):
@@ -118,8 +132,8 @@ def compute_face_quality(samples, model: str | FaceModel = DEFAULT_MODEL, qualit
                 return [(owner[row["label_id"]], row["label_id"])]
             return [(owner[label], label) for label, _, _ in faces[row["path"]]]  # the whole file failed
     else:
-        owners, skipped = image_work(samples, fingerprint, quality_field, overwrite)
-        paths, prepare = list(owners), preparer
+        owners, skipped = image_work(samples, fingerprint, quality_field, overwrite, maps)
+        paths, prepare = list(owners), PlacedCrops(preparer)
 
         def targets(row):
             return owners[row["path"]]
@@ -129,11 +143,13 @@ def compute_face_quality(samples, model: str | FaceModel = DEFAULT_MODEL, qualit
         method.register_run(samples, quality_field, overwrite=True, cleanup=False)
         if rescaled:
             write_unified_scores(dataset, run_config)  # the faces scored before read on the new scale
-    writer = ScoreWriter(dataset, quality_field, detections_field, fingerprint, targets, chunk_size, unified)
+    kept = MapStore(dataset, quality_field, detections_field, config, folder) \
+        if maps or written_map_fields(dataset, quality_field, detections_field) else None
+    writer = ScoreWriter(dataset, quality_field, detections_field, fingerprint, targets, chunk_size, unified, kept)
     done = 0
     if paths:
         for rows in iter_score_rows(paths, face_model, config, prepare=prepare, num_workers=num_workers,
-                                    progress=progress):
+                                    progress=progress, maps=maps):
             writer.add(rows)
             done += len({row["path"] for row in rows})
             if on_progress:

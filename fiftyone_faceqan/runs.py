@@ -13,7 +13,7 @@ import fiftyone.core.brain as fob
 from faceqan.config import FaceQANConfig, score_settings, settings
 from faceqan.models import DEFAULT_MODEL
 
-from .fields import field_names, output_fields, run_field
+from .fields import field_names, output_fields, run_field, written_map_fields
 
 
 class FaceQANBrainConfig(fob.BrainMethodConfig):
@@ -44,6 +44,12 @@ class FaceQANBrainConfig(fob.BrainMethodConfig):
     def method(self):
         return "faceqan"
 
+    def faceqan_config(self) -> FaceQANConfig:
+        """The run's FaceQAN settings as a config to score with again (device "auto": the one recorded may not
+        exist on this machine, and it never changes a score)."""
+        values = {s.name: getattr(self, s.name) for s in settings(self.settings_class)}
+        return self.settings_class(**{**values, "device": "auto"})
+
     @property
     def fingerprint(self) -> str:
         """sha256 over what changes a score: the model, its weights, the faces, their alignment, the version
@@ -59,13 +65,19 @@ class FaceQANBrain(fob.BrainMethod):
     def get_fields(self, samples, key):
         dataset = samples._root_dataset  # the unified score's field exists only once a calibration applied
         return [f for f in output_fields(self.config.quality_field, self.config.detections_field)
-                if dataset.has_sample_field(f)]
+                if dataset.has_sample_field(f)] + written_map_fields(dataset, self.config.quality_field,
+                                                                     self.config.detections_field)
 
     def cleanup(self, samples, key):
+        """Deletes the fields the run wrote and the map PNGs they name."""
+        from .maps import delete_map_files
+
         dataset = samples._root_dataset
-        prefix = f"{self.config.detections_field}.detections." if self.config.detections_field else ""
-        names = [*output_fields(self.config.quality_field, self.config.detections_field),
-                 prefix + run_field(self.config.quality_field)]
+        quality_field, detections_field = self.config.quality_field, self.config.detections_field
+        prefix = f"{detections_field}.detections." if detections_field else ""
+        maps = written_map_fields(dataset, quality_field, detections_field)
+        delete_map_files(dataset, maps)
+        names = [*output_fields(quality_field, detections_field), prefix + run_field(quality_field), *maps]
         dataset.delete_sample_fields([n for n in names if dataset.has_sample_field(n)])
 
     def _validate_run(self, samples, key, existing_info):

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from faceqan.shards import check_shard, shard_bounds
 
 from .runs import FaceQANResults, RunProgress, run_progress
+from .store import work_left
 
 OPERATOR_URI = "@faceqan/faceqan/compute_face_quality"  # the plugin's operator that runs a queued shard
 PARAMS = "context.request_params.params."  # where an operation document keeps the operator's parameters
@@ -152,8 +153,8 @@ def queue_shards(samples, run_config, count: int, request: dict, stalled_after: 
     for shard in shards:
         if shard in live:
             continue
-        progress = run_progress(shard.select(samples), key)
-        if progress.scored == progress.total:  # a shard with failures is queued again: they are retried
+        # a shard with failures (or, keeping maps, faces without one) is queued again: they are done there
+        if not work_left(shard.select(samples), run_config, request["maps"]):
             finished.append(shard.name)
             continue
         context = ExecutionContext(request_params={

@@ -16,6 +16,7 @@ try:
     from fiftyone_faceqan import DEFAULT_MODEL, FaceQANConfig, list_models, settings
     from fiftyone_faceqan.calibration import Calibration
     from fiftyone_faceqan.fields import check_detector_target, check_quality_target
+    from fiftyone_faceqan.maps import DEFAULT_ROOT, check_maps_request
     from fiftyone_faceqan.sharding import check_split, shard_request
 except ImportError as exc:  # the plugin folder is found, but its third-party requirements are not installed
     raise ImportError("the FaceQAN plugin needs its requirements: `fiftyone plugins requirements @faceqan/faceqan "
@@ -83,9 +84,10 @@ def quality_kwargs(ctx) -> dict:
         raise ValueError(f"weights file {weights} does not exist")
     if model not in runnable_models(weights):
         raise ValueError(f"model {model!r} has no weights file here: give its weights file")
+    chosen = face_settings(params)
     kwargs = {"model": model, "weights": weights, "quality_field": params.get("quality_field") or "faceqan",
               "detections_field": (params.get("detections_field") or "").strip() or None,
-              "overwrite": bool(params.get("overwrite")), **face_settings(params)}
+              "overwrite": bool(params.get("overwrite")), **chosen}
     calibration = (params.get("calibration") or "").strip() or None
     if calibration is not None:  # refused now unless it is a calibration; whether it applies: once the model loads
         Calibration.load(calibration)
@@ -94,7 +96,15 @@ def quality_kwargs(ctx) -> dict:
     if shards != 1:  # "Split into N tasks"
         check_split(shards, kwargs["overwrite"])
         kwargs["shards"] = shards
-    check_quality_target(ctx.target_view()._root_dataset, kwargs["quality_field"], kwargs["detections_field"])
+    dataset = ctx.target_view()._root_dataset
+    check_quality_target(dataset, kwargs["quality_field"], kwargs["detections_field"])
+    if params.get("maps"):
+        maps_dir = (params.get("maps_dir") or "").strip() or None
+        if maps_dir is not None and not Path(maps_dir).is_absolute():
+            raise ValueError(f"maps folder must be an absolute path, got {maps_dir!r}")
+        check_maps_request(dataset, kwargs["quality_field"], kwargs["detections_field"], FaceQANConfig(**chosen),
+                           maps_dir)
+        kwargs.update(maps=True, maps_dir=maps_dir)
     return kwargs
 
 
@@ -158,6 +168,13 @@ class ComputeFaceQuality(foo.Operator):
                    description="A calibration JSON (`faceqan calibrate`, or Calibration.save) fitted on "
                                "scores of this model's weights and these settings; by default the run keeps its "
                                "own, else the model's shipped one when it applies. Writes <field>_score, 0-100")
+        inputs.bool("maps", default=False, label="Keep noise maps",
+                    description="Also keep each face's adversarial-noise map from the same attack (no extra time, "
+                                "~18 kB per face): a heatmap per sample for the App and 'Show noise maps'")
+        if ctx.params.get("maps"):
+            inputs.str("maps_dir", label="Maps folder (optional)",
+                       description=f"An absolute path; default: {DEFAULT_ROOT}/ in FiftyOne's default dataset "
+                                   "folder. The PNGs go to <folder>/<dataset>/<quality field>/")
         inputs.bool("overwrite", default=False, label="Overwrite",
                     description="Rescore faces already scored with the same settings")
         _delegate_choice(inputs)

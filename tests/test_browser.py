@@ -1,22 +1,26 @@
 """End to end in a real browser: the FiftyOne App (a server subprocess on the test database) with this
 plugin, driven by headless Chromium. Opens both panels on 150 real LFW crops (quality: their FaceQAN scores
 from the benchmark cache, made by this engine, and image sharpness; evaluation: SFace comparisons), moves the
-rejection slider, filters the grid and checks its sample count, and saves screenshots (to a temporary folder,
-or to $FACEQAN_SCREENSHOTS, e.g. docs/screenshots). Skips when chromium or selenium is missing. Heavy (the
-App and Chromium on a shared CPU): one test, run it alone when iterating."""
+rejection slider, filters the grid and checks its sample count; and overlays the noise maps of a group photo's
+faces on it. Saves screenshots (to a temporary folder, or to $FACEQAN_SCREENSHOTS, e.g. docs/screenshots).
+Skips when chromium or selenium is missing. Heavy (the App and Chromium on a shared CPU): run them alone when
+iterating."""
 
 from __future__ import annotations
 
 import csv
+import io
 import os
 import re
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from browser_app import app_server, chromium, require_browser, wait_for
 from lfw_data import require_lfw
+from test_align import insightface_image
 
 COUNT = 150
 REJECTS = re.compile(rf"rejects (\d+) of {COUNT}")
@@ -148,10 +152,15 @@ def _steady(driver, rejected, mode, seconds=5.0):
         time.sleep(0.5)
 
 
-def test_panels_in_the_app(scored, tmp_path):
-    require_browser()
+def _shots(tmp_path) -> Path:
     shots = Path(os.environ.get("FACEQAN_SCREENSHOTS") or tmp_path)
     shots.mkdir(parents=True, exist_ok=True)
+    return shots
+
+
+def test_panels_in_the_app(scored, tmp_path):
+    require_browser()
+    shots = _shots(tmp_path)
     with app_server(tmp_path / "app.log") as url, chromium() as driver:
         try:
             _drive(driver, url, scored.name, shots)
@@ -198,3 +207,78 @@ def _drive(driver, url, name, shots):
     _show_samples(driver)
     _steady(driver, higher, "kept")  # the grid follows the slider: fewer samples than ``kept``
     assert _grid_count(driver) == COUNT - higher < kept
+
+
+@pytest.fixture
+def group_photo(fo_database):
+    """insightface's group photo, its 6 faces detected and scored with noise maps (k=2, l=3: two sign steps, so
+    the maps show texture)."""
+    from fiftyone_faceqan import compute_face_quality, detect_faces
+
+    dataset = fo_database.Dataset("faceqan-browser-maps")
+    dataset.persistent = True  # the App server is another process
+    dataset.add_sample(fo_database.Sample(filepath=str(insightface_image("t1.jpg"))))
+    assert detect_faces(dataset, progress=False) == 6
+    compute_face_quality(dataset, detections_field="faces", maps=True, copies=2, iterations=3, num_workers=0,
+                         progress=False)
+    yield dataset
+    dataset.delete()
+
+
+def _modal_image(driver, size) -> tuple[np.ndarray, tuple[float, float, float]]:
+    """A screenshot as an RGB array, and where the modal draws the image of ``size`` (width, height): the
+    canvas's left, top and scale (the App fits the image into its canvas, centred)."""
+    from PIL import Image
+    from selenium.webdriver.common.by import By
+
+    canvas = driver.find_element(By.CSS_SELECTOR, "[data-cy=modal] [data-cy=looker] canvas").rect
+    scale = min(canvas["width"] / size[0], canvas["height"] / size[1])
+    left = canvas["x"] + (canvas["width"] - scale * size[0]) / 2
+    top = canvas["y"] + (canvas["height"] - scale * size[1]) / 2
+    shot = np.asarray(Image.open(io.BytesIO(driver.get_screenshot_as_png())).convert("RGB"), dtype=np.int16)
+    return shot, (left, top, scale)
+
+
+def test_noise_map_overlay_in_the_app(group_photo, tmp_path):
+    """Open the photo in the App, show its heatmap field and check where the App drew it. Measure: the pixels
+    of the image that change when the heatmap is shown (a colour difference > 40). The detector's boxes cover
+    about 2/3 of each aligned crop's footprint, so >= 40 % of the changed pixels lie inside the boxes and every
+    box has >= 50 % of its pixels changed; a heatmap drawn elsewhere, stretched wrongly or not at all fails."""
+    from selenium.webdriver.common.by import By
+
+    require_browser()
+    shots = _shots(tmp_path)
+    sample = group_photo.first()
+    size = (1280, 886)  # t1.jpg
+    with app_server(tmp_path / "app.log") as url, chromium() as driver:
+        try:
+            driver.get(f"{url}/datasets/{group_photo.name}?id={sample.id}")  # the sample's modal
+            toggle = wait_for(lambda: driver.find_elements(
+                By.CSS_SELECTOR, "[data-cy=modal] [data-cy=checkbox-faceqan_heatmap]"), 120, what="the modal")
+            wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, "[data-cy=modal] canvas[canvas-loaded=true]"), 60,
+                     what="the photo drawn")
+            time.sleep(1)
+            before, (left, top, scale) = _modal_image(driver, size)
+            toggle[0].click()
+
+            image = (slice(round(top), round(top + scale * size[1])), slice(round(left), round(left + scale * size[0])))
+
+            def changed():
+                diff = np.abs(_modal_image(driver, size)[0][image] - before[image]).sum(axis=2) > 40
+                return [diff] if diff.mean() > 0.02 else None
+
+            diff, = wait_for(changed, 60, what="the heatmap drawn")
+            time.sleep(1)  # let the overlay settle before the screenshot
+            driver.save_screenshot(str(shots / "noise_map_overlay.png"))
+        except BaseException:
+            driver.save_screenshot(str(tmp_path / "failure.png"))
+            raise
+    height, width = diff.shape
+    inside = np.zeros_like(diff)
+    for det in sample.faces.detections:
+        x, y, w, h = det.bounding_box
+        box = (slice(round(y * height), round((y + h) * height)), slice(round(x * width), round((x + w) * width)))
+        assert diff[box].mean() >= 0.5, (det.bounding_box, diff[box].mean())
+        inside[box] = True
+    print(f"changed: {diff.mean():.3f} of the image, {diff[inside].sum() / diff.sum():.3f} of it inside the boxes")
+    assert diff[inside].sum() / diff.sum() >= 0.4

@@ -24,7 +24,7 @@ def test_plugin_is_discovered(fo_database):
     import fiftyone.plugins as fop
 
     plugin = fop.get_plugin("@faceqan/faceqan")
-    assert {"compute_face_quality", "detect_faces"} <= set(plugin.operators)
+    assert {"compute_face_quality", "detect_faces", "show_noise_maps"} <= set(plugin.operators)
 
 
 def test_immediate_execution(three_faces):
@@ -61,6 +61,9 @@ def _form(uri, dataset, params):
     (URI, {"shards": 2.5}, "shards must be a whole number >= 1"),
     (URI, {"shards": 2, "overwrite": True}, "shards cannot be combined with overwrite"),
     ("@faceqan/faceqan/detect_faces", {"field": "tags"}, "field 'tags' is a built-in FiftyOne field"),
+    (URI, {"maps": True, "iterations": 1}, "noise maps need at least 2 iterations"),
+    (URI, {"maps": True, "maps_dir": "relative/maps"}, "maps folder must be an absolute path"),
+    ("@faceqan/faceqan/show_noise_maps", {}, "no FaceQAN run with noise maps here"),
 ])
 def test_invalid_form_cannot_be_executed(three_faces, uri, params, reason):
     import fiftyone.operators as foo

@@ -107,11 +107,12 @@ RUN_IN_CHILD = """
 import sys
 import fiftyone as fo
 from fiftyone_faceqan import compute_face_quality
-compute_face_quality(fo.load_dataset(sys.argv[1]), chunk_size=1, progress=False, **{small})
+compute_face_quality(fo.load_dataset(sys.argv[1]), chunk_size=1, progress=False, maps=True, **{small})
 """
 
 
 def test_resume_after_kill_scores_every_sample_once(fo_dataset, faces, engine_scores):
+    """Killed while keeping noise maps: the resumed run scores only what was left, and every face has its map."""
     import fiftyone as fo
     from fiftyone_faceqan import compute_face_quality, run_field
 
@@ -133,8 +134,9 @@ def test_resume_after_kill_scores_every_sample_once(fo_dataset, faces, engine_sc
     killed_after = fo_dataset.count(mark)
     assert 2 <= killed_after < len(faces), "the kill did not land mid-run"
 
-    results = compute_face_quality(fo_dataset, progress=False, **SMALL)
+    results = compute_face_quality(fo_dataset, progress=False, maps=True, **SMALL)
     assert (results.skipped, results.scored) == (killed_after, len(faces) - killed_after)
     for path, stored in _stored(fo_dataset).items():
         assert not math.isnan(stored["quality"])
         assert all(stored[part] == engine_scores[path][part] for part in PARTS)
+    assert all(os.path.isfile(png) for png in fo_dataset.values("faceqan_noise_map"))

@@ -519,3 +519,33 @@ def test_erc_panel_shows_a_split_run_group_by_group(faces):
     finally:
         delete_evaluation(faces, "eval_split")
         faces.delete_sample_field("half")
+
+
+def test_rejection_panel_shows_what_the_threshold_rejects_per_group(faces):
+    """When the field's newest evaluation is split by a field, a button shows the share each group loses at the
+    threshold (counted here in plain Python: no score, or a score below the threshold, is rejected); it is not
+    shown for another threshold than the one it was computed at."""
+    from fiftyone_faceqan.evaluation import delete_evaluation, evaluate_quality, load_evaluation
+
+    names = sorted(set(faces.values("ground_truth.label")))
+    halves = {name: "first" if i < len(names) // 2 else "second" for i, name in enumerate(names)}
+    faces.set_values("half", [halves[n] for n in faces.values("ground_truth.label")])
+    try:
+        evaluate_quality(faces, ["sharpness"], model="sface", by="half", eval_key="eval_split_rejection",
+                         embeddings_field=load_evaluation(faces, "eval_a").config.embeddings_field, progress=False)
+        panel = AppPanel("faceqan_rejection", faces)
+        panel.event("on_load")
+        panel.change("field", "sharpness", "on_change_field")
+        assert "groups_text" not in panel.properties()
+        panel.event("split_by_group")
+        threshold = panel.model()["threshold"]
+        text = panel.properties()["groups_text"]["default"]
+        for group in ("first", "second"):
+            members = [q for q, h in zip(*faces.values(["sharpness", "half"])) if h == group]
+            rejected = sum(q is None or q < threshold for q in members)
+            assert f"| {group} | {len(members)} | {rejected} | {rejected / len(members):.1%} |" in text
+        panel.change("rate", 0.5, "on_change_rate")
+        assert "groups_text" not in panel.properties()
+    finally:
+        delete_evaluation(faces, "eval_split_rejection")
+        faces.delete_sample_field("half")

@@ -17,7 +17,7 @@ import torch
 
 from ..io import read_image, to_tensor
 from .detectors import Face, get_detector
-from .transform import TEMPLATES, align, as_rgb
+from .transform import TEMPLATES, align, alignment_matrix, as_rgb, resize_matrix
 
 ALIGN_MODES = ("auto", "always", "never")
 FACE_POLICIES = ("largest", "central", "confident", "all")
@@ -116,3 +116,10 @@ class FacePreparer:
         chosen = range(len(faces)) if self.faces == "all" else [choose(faces, self.faces, rgb.shape)]
         return [({"face": i, "faces_found": len(faces), "alignment": "detected", **faces[i].info()},
                  align(rgb, faces[i].landmarks, self.size, self.template)) for i in chosen]
+
+    def to_crop(self, info: dict, image_size: tuple[int, int]) -> np.ndarray:
+        """The 2x3 matrix from the pixels of an image of ``image_size`` (height, width) to the pixels of the crop
+        ``prepare_array`` made of it with ``info`` (detected faces: from the landmarks as info rounds them)."""
+        if info["alignment"] == "detected":
+            return alignment_matrix(info["landmarks"], self.size, self.template)
+        return resize_matrix(image_size, self.size)

@@ -64,16 +64,42 @@ def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return matrix
 
 
-def align(image: np.ndarray, landmarks, size: tuple[int, int] = (112, 112), template="arcface") -> torch.Tensor:
-    """Warp an RGB image (any form as_rgb takes) so its 5 landmarks land on the template (a name in
-    TEMPLATES, or 5 (x, y) points in crop pixels): a (3, height, width) tensor in [0,1], black outside the
-    image (as insightface's norm_crop)."""
+def alignment_matrix(landmarks, size: tuple[int, int] = (112, 112), template="arcface") -> np.ndarray:
+    """The 2x3 matrix ``align`` warps with: photo pixels -> crop pixels, mapping the 5 landmarks onto the
+    template (a name in TEMPLATES, or 5 (x, y) points in crop pixels)."""
     landmarks = np.asarray(landmarks, dtype=np.float64)
     target = template_points(template, size) if isinstance(template, str) else np.asarray(template, dtype=np.float64)
     if landmarks.shape != (5, 2) or target.shape != (5, 2):
         raise ValueError(f"expected 5 (x, y) landmarks and template points, got shapes {landmarks.shape}, "
                          f"{target.shape}")
-    matrix = similarity_transform(landmarks, target)
-    crop = cv2.warpAffine(np.ascontiguousarray(as_rgb(image)), matrix, (size[1], size[0]),
-                          flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+    return similarity_transform(landmarks, target)
+
+
+def resize_matrix(image_size: tuple[int, int], size: tuple[int, int]) -> np.ndarray:
+    """The 2x3 matrix of resizing a whole (height, width) image to ``size``, pixel centres to pixel centres as
+    PIL and OpenCV resize (the identity when the sizes agree)."""
+    sy, sx = size[0] / image_size[0], size[1] / image_size[1]
+    return np.array([[sx, 0.0, (sx - 1) / 2], [0.0, sy, (sy - 1) / 2]])
+
+
+def align(image: np.ndarray, landmarks, size: tuple[int, int] = (112, 112), template="arcface") -> torch.Tensor:
+    """Warp an RGB image (any form as_rgb takes) so its 5 landmarks land on the template (a name in
+    TEMPLATES, or 5 (x, y) points in crop pixels): a (3, height, width) tensor in [0,1], black outside the
+    image (as insightface's norm_crop)."""
+    return warp(image, alignment_matrix(landmarks, size, template), size)
+
+
+def warp(image, to_crop: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
+    """The crop of an RGB image (any form as_rgb takes) that the 2x3 matrix ``to_crop`` (image pixels -> crop
+    pixels) defines: a (3, height, width) tensor in [0,1], black outside the image."""
+    crop = cv2.warpAffine(np.ascontiguousarray(as_rgb(image)), np.asarray(to_crop, dtype=np.float64),
+                          (size[1], size[0]), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
     return torch.from_numpy(np.ascontiguousarray(np.clip(crop, 0.0, 1.0).transpose(2, 0, 1)))
+
+
+def unalign(values: np.ndarray, to_crop: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """The inverse of a warp: a crop's values (H, W) laid back on an image of ``size`` (height, width), given
+    the 2x3 matrix from that image's pixels to the crop's; 0 where the crop does not reach. The dtype is kept."""
+    return cv2.warpAffine(np.ascontiguousarray(values), np.asarray(to_crop, dtype=np.float64), (size[1], size[0]),
+                          flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT,
+                          borderValue=0)

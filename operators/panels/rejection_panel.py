@@ -38,6 +38,7 @@ import fiftyone.operators.types as types
 from fiftyone_faceqan.calibration import Calibration
 from fiftyone_faceqan.evaluation import list_evaluations, load_evaluation
 from fiftyone_faceqan.fields import label_path, score_field
+from fiftyone_faceqan.groups import rejection_by_group
 from fiftyone_faceqan.rejection import (REJECTED_TAG, Distribution, QualityField, default_view_name, distribution,
                                         field_calibration, fnmr_at_thresholds, parse_rejection, quality_fields,
                                         rejection_view, save_kept_view, sorted_scores, tag_rejected)
@@ -55,7 +56,9 @@ class Model:
     """What the panel shows. ``threshold`` rejects ``rejected`` of ``table.scored`` (the rejection ``rate``,
     on the slider's grid); ``mode`` is what the grid shows ("all", "kept" or "rejected"). ``table`` is the
     distribution of ``field`` on the user's view, ``source`` what it was computed from; ``calibration`` the
-    unified score's calibration of the field's FaceQAN run (its dict) or None. ``pending``: the
+    unified score's calibration of the field's FaceQAN run (its dict) or None; ``split`` the field the newest
+    evaluation of ``field`` was split by, and ``groups`` what ``groups_at`` (a threshold) rejects in each of its
+    groups, computed when asked (three aggregations: too slow for every slider move at 10^6). ``pending``: the
     rejections (field, threshold, mode) asked of the App with ``set_view`` and not yet seen in a view
     event; ``before``: the one the view showed before them."""
 
@@ -70,6 +73,9 @@ class Model:
     source: str | None = None
     table: dict | None = None
     calibration: dict | None = None
+    split: str | None = None
+    groups: list | None = None
+    groups_at: float | None = None
     pending: list = dataclasses.field(default_factory=list)
     before: list | None = None
 
@@ -173,6 +179,14 @@ class RejectionPanel(foo.Panel):
     def show_all(self, ctx):
         self._show(ctx, "all")
 
+    def split_by_group(self, ctx):
+        """What the threshold rejects in each group of the field's evaluation split (rejection_by_group)."""
+        model = Model.load(ctx)
+        base = parse_rejection(stage_view(ctx)).base
+        table = rejection_by_group(base, model.field, model.split, model.threshold)
+        model.groups, model.groups_at = jsonable(table.to_dict("records")), model.threshold
+        _commit(ctx, model)
+
     def tag(self, ctx):
         model = Model.load(ctx)
         count = tag_rejected(parse_rejection(stage_view(ctx)).base, model.field, model.threshold)
@@ -234,6 +248,7 @@ class RejectionPanel(foo.Panel):
         model.table, model.source = {**dataclasses.asdict(table), "fnmr": fnmr}, source
         calibration = field_calibration(base, model.field)
         model.calibration = calibration.to_dict() if calibration else None
+        model.split, model.groups = _split(ctx.dataset, model.field), None
         model.threshold = None  # the old one belongs to other data
         return ranked
 
@@ -280,6 +295,11 @@ class RejectionPanel(foo.Panel):
         buttons.btn("show_all", label="Show all", on_click=self.show_all,
                     variant="contained" if model.mode == "all" else "outlined")
         buttons.btn("tag", label="Tag rejected", icon="label", on_click=self.tag, variant="outlined")
+        if model.split:
+            buttons.btn("split_by_group", label=f"Rejected per {model.split}", icon="table_chart",
+                        on_click=self.split_by_group, variant="outlined")
+        if model.split and model.groups and model.groups_at == model.threshold:
+            panel.md(_groups_markdown(model), name="groups_text")
 
         panel.str("view_name", label="Saved view name", on_change=self.on_change_view_name,
                   view=types.TextFieldView(placeholder=default_view_name(model.field, model.threshold)))
@@ -334,12 +354,23 @@ def _value(ctx, key):
     return ctx.panel.state.get(key)
 
 
+def _newest_evaluation(dataset, field) -> str | None:
+    """The key of the newest evaluation that compared ``field``, if any."""
+    keys = [k for k in list_evaluations(dataset) if field in dataset.get_brain_info(k).config.quality_fields]
+    return max(keys, key=lambda k: dataset.get_brain_info(k).timestamp) if keys else None
+
+
+def _split(dataset, field) -> str | None:
+    """The field the newest evaluation of ``field`` was split by, if it was."""
+    key = _newest_evaluation(dataset, field)
+    return dataset.get_brain_info(key).config.by if key else None
+
+
 def _fnmr_points(dataset, field, thresholds) -> list[dict] | None:
     """The FNM-EDC points at these thresholds from the newest evaluation that compared ``field``."""
-    keys = [k for k in list_evaluations(dataset) if field in dataset.get_brain_info(k).config.quality_fields]
-    if not keys:
+    key = _newest_evaluation(dataset, field)
+    if key is None:
         return None
-    key = max(keys, key=lambda k: dataset.get_brain_info(k).timestamp)
     results = load_evaluation(dataset, key)
     points = fnmr_at_thresholds(results.curves, field, thresholds)
     return points and [{**point, "eval_key": key, "fmr": results.info["fmr"]} for point in points]
@@ -380,6 +411,15 @@ def _summary_markdown(model) -> str:
         lines.append("No evaluation of this field yet: run *Evaluate FaceQAN quality* to see the FNMR here.")
     lines.append(f"Grid: **{model.mode}** samples.")
     return "\n\n".join(lines)
+
+
+def _groups_markdown(model) -> str:
+    """The per-group table of the threshold (rejection_by_group's rows; group None: samples without a value)."""
+    lines = [f"Rejected per **{model.split}** at threshold {model.groups_at:.6g}:", "",
+             "| group | count | rejected | share |", "|---|---|---|---|"]
+    lines += [f"| {'(none)' if row['group'] is None else row['group']} | {row['count']} | {row['rejected']} | "
+              f"{row['share_rejected']:.1%} |" for row in model.groups]
+    return "\n".join(lines)
 
 
 def _unified_markdown(unified: Calibration, field: str, threshold: float, unit: str) -> str:
