@@ -42,7 +42,7 @@ HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 SUBSET = HERE.parent.parent / "shared" / "data" / "lfw-112" / "erc_subset.txt"
 FACEQAN = "FaceQAN (sface)"
-BY_KIND_MEASURES = (FACEQAN, "q_adv only", "symmetry only", "embedding norm (sface)", "sharpness")
+BY_KIND_MEASURES = (FACEQAN, "q_adv only", "symmetry only", "embedding norm (sface)", "sharpness", "noise concentration")
 COLUMNS = ["fnmr_0", "fnmr_10", "fnmr_20", "fnmr_40", "pauc_20", "pauc_20_norm", "pauc_40", "pauc_40_norm"]
 
 
@@ -82,6 +82,7 @@ class ImageSet:
     files: list[Path]
     embedding_cache: Path  # prefix of the per-model embedding caches
     kinds: np.ndarray | None = None  # the degradation kind of each row ("none": undegraded), cross-quality set only
+    extra: dict | None = None  # more quality measures to compare, name -> one value per row
 
 
 def reference_set(listing: Path, cached_only: bool) -> ImageSet:
@@ -135,6 +136,7 @@ def run_lfw(images: ImageSet, models: list[str], fmr: float, resamples: int) -> 
     qualities = {FACEQAN: images.scores["quality"].to_numpy(float)}
     baselines = baseline_qualities(files, images.scores, embeddings("sface"), seed=0)
     qualities.update({"embedding norm (sface)" if k == "embedding norm" else k: v for k, v in baselines.items()})
+    qualities.update(images.extra or {})
     summaries, curves, differences, kinds = [], [], [], []
     for model_name in models:
         try:
