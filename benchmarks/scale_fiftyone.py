@@ -1,7 +1,8 @@
 """FaceQAN's FiftyOne layer at scale (issue #14): a synthetic dataset of N samples (random quality values,
 identities and 512-d embeddings; no engine needed) in a private MongoDB, and the figures the issue sets:
 
-    write_rate       ScoreWriter storing a row for every sample, fed in the engine's batches of 32
+    write_rate       ScoreWriter storing a row for every sample, fed in the engine's batches of 32, written in
+                     compute_face_quality's default chunks (store.CHUNK_SIZE)
     rerun_check_s    image_work on the fully scored dataset (the database picks the unscored samples)
     calibrate_s      calibrate_quality fitting the unified score on every sample's Q and writing every
                      sample's score in the database (one update, no sample read into Python)
@@ -159,7 +160,7 @@ def measure_write(dataset) -> str:
     """ScoreWriter stores a row (Q, its parts, no error) for every sample, fed in the engine's batches; the
     run is registered as compute_face_quality registers it. Returns the run's fingerprint."""
     from fiftyone_faceqan.runs import FaceQANBrainConfig, FaceQANResults
-    from fiftyone_faceqan.store import ScoreWriter
+    from fiftyone_faceqan.store import CHUNK_SIZE, ScoreWriter
 
     if "faceqan" in dataset.list_brain_runs():
         dataset.delete_brain_run("faceqan")  # and the fields it wrote: every figure starts from nothing
@@ -168,7 +169,7 @@ def measure_write(dataset) -> str:
     method.register_run(dataset, "faceqan", overwrite=True, cleanup=False)
     ids, quality = dataset.values(["id", "synthetic_quality"])
     started = time.monotonic()
-    writer = ScoreWriter(dataset, "faceqan", None, config.fingerprint, lambda row: (row["path"],), ENGINE_BATCH)
+    writer = ScoreWriter(dataset, "faceqan", None, config.fingerprint, lambda row: (row["path"],), CHUNK_SIZE)
     for start in range(0, len(ids), ENGINE_BATCH):
         writer.add([{"path": i, "quality": q, "mean_similarity": q, "std_similarity": 0.01, "q_adv": q,
                      "symmetry": 0.5, "error": None} for i, q in zip(ids[start:start + ENGINE_BATCH],

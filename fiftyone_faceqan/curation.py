@@ -167,18 +167,32 @@ class _Faces:
 
 
 def _read(samples, target: _Target) -> _Faces:
-    """One pass over the collection (per face: one more for the faces' values)."""
+    """One pass over the collection, projected to the few values needed (per face: unwound in the database),
+    read as plain documents (half the time of ``values``, which builds each value as FiftyOne reads it)."""
+    identity = f"${target.identity}"
     if target.detections is None:
-        sample_ids, quality, identity = samples.values(["_id", target.quality.path, target.identity])
-        index, label_ids, ids = np.arange(len(sample_ids)), [], sample_ids
+        stages = [{"$project": {"q": f"${target.quality.path}", "i": identity}}]
     else:
-        sample_ids, counts, identity = samples.values(
-            ["_id", F(f"{target.detections}.detections").length(), target.identity])
-        label_ids, quality = samples.values([f"{target.detections}.detections._id", target.quality.path], unwind=True)
-        index = np.repeat(np.arange(len(sample_ids)), counts)
-        identity, ids = np.asarray(identity, dtype=object)[index], label_ids
-    return _Faces(np.array(list(map(str, ids)), dtype=str), index, sample_ids, label_ids,
-                  np.asarray(identity, dtype=object), np.asarray(quality, dtype=float))
+        faces = f"{target.detections}.detections"
+        name = target.quality.path[len(faces) + 1:]
+        stages = [{"$project": {"i": identity, "f": f"${faces}"}}, {"$unwind": "$f"},
+                  {"$project": {"s": "$_id", "i": 1, "_id": "$f._id", "q": f"$f.{name}"}}]
+    docs = list(samples._aggregate(post_pipeline=stages))
+    ids = [doc["_id"] for doc in docs]
+    identity = np.array([doc.get("i") for doc in docs], dtype=object)
+    quality = np.array([doc.get("q") for doc in docs], dtype=float)
+    if target.detections is None:
+        return _Faces(_strings(ids), np.arange(len(ids)), ids, [], identity, quality)
+    owners = [doc["s"] for doc in docs]
+    owner = _strings(owners)
+    first = np.ones(len(owner), dtype=bool)
+    first[1:] = owner[1:] != owner[:-1]  # a sample's faces come one after the other
+    return _Faces(_strings(ids), np.cumsum(first) - 1, [owners[i] for i in np.flatnonzero(first)], ids, identity,
+                  quality)
+
+
+def _strings(ids: list) -> np.ndarray:
+    return np.array(list(map(str, ids)), dtype=str)
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from fiftyone import ViewField as F
 from fiftyone.core.sample import get_default_sample_fields
 
 from .rejection import resolve_quality_field
+from .runs import run_output_fields
 
 CATEGORICAL_FIELDS = (fo.StringField, fo.BooleanField, fo.IntField)
 MAX_GROUPS = 50
@@ -33,9 +34,9 @@ def _categorical(field) -> bool:
 def categorical_fields(samples) -> list[str]:
     """The sample fields a collection can be split by, judged by type alone (the number of values is
     checked when one is used: counting them all would read every field)."""
-    builtin = get_default_sample_fields(include_private=True)
+    skipped = set(get_default_sample_fields(include_private=True)) | run_output_fields(samples._root_dataset)
     return sorted(name for name, field in samples.get_field_schema().items()
-                  if name not in builtin and not name.startswith("_") and _categorical(field))
+                  if name not in skipped and not name.startswith("_") and _categorical(field))
 
 
 def group_path(samples, by: str, faces: str | None = None) -> str:

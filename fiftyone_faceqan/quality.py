@@ -21,7 +21,7 @@ from .fields import check_quality_target, check_score_target, written_map_fields
 from .maps import MapStore, check_maps_request, maps_root
 from .runs import FaceQANBrainConfig, FaceQANResults
 from .sharding import QueuedShards, Shard, check_shard_run, check_split, queue_shards
-from .store import ScoreWriter, face_work, image_work
+from .store import CHUNK_SIZE, ScoreWriter, face_work, image_work
 
 
 def _config(config: FaceQANConfig | None, overrides: dict) -> FaceQANConfig:
@@ -55,7 +55,7 @@ def _check_request(samples, model, quality_field, detections_field, alignment, c
 def compute_face_quality(samples, model: str | FaceModel = DEFAULT_MODEL, quality_field: str = "faceqan",
                          detections_field: str | None = None, config: FaceQANConfig | None = None,
                          weights: str | None = None, alignment: str = FacePreparer.align, overwrite: bool = False,
-                         chunk_size: int = 32, num_workers: int | None = None, progress: bool = True,
+                         chunk_size: int = CHUNK_SIZE, num_workers: int | None = None, progress: bool = True,
                          on_progress: Callable[[int, int], None] | None = None, shards: int | None = None,
                          stalled_after: float | None = None, shard: Shard | None = None, maps: bool = False,
                          maps_dir: str | None = None, calibration: Calibration | str | None = None,

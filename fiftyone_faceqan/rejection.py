@@ -13,7 +13,8 @@ never taken for the panel's; for faces a ``FilterLabels``. The ``$expr`` form of
 saved views, is recognised too.
 
 Speed at scale: ``SortedScores`` answers "the k-th lowest score" and "how many scores lie below t" from the
-field's index when there is one (the whole dataset and a sample field: no score leaves the database), else
+field's index when there is one (every sample of a dataset, perhaps sorted, and a sample field: no score
+leaves the database), else
 from the scores read once. Nothing here creates an index: a FaceQAN run indexes the field it writes
 (``fiftyone_faceqan.store``); for a user's own field, ``dataset.create_index(field)`` is the user's call.
 """
@@ -32,8 +33,8 @@ from fiftyone import ViewField as F
 from faceqan.calibration import Calibration
 
 from .calibration import stored_calibration
-from .fields import NUMERIC_FIELDS, label_path
-from .runs import FaceQANBrainConfig
+from .fields import NUMERIC_FIELDS
+from .runs import faceqan_runs
 
 MODES = ("kept", "rejected")
 REJECTED_TAG = "faceqan_rejected"
@@ -74,28 +75,18 @@ def _numeric_paths(samples) -> list[str]:
     return found
 
 
-def _faceqan_runs(dataset) -> dict[str, FaceQANBrainConfig]:
-    """The quality path of every FaceQAN run of the dataset, with the run's config."""
-    runs = {}
-    for key in dataset.list_brain_runs():
-        config = dataset.get_brain_info(key).config
-        if isinstance(config, FaceQANBrainConfig):
-            runs[label_path(config.quality_field, config.detections_field)] = config
-    return runs
-
-
 def quality_fields(samples) -> list[str]:
     """The numeric paths that hold at least one score (asked with a one-document query each); fields FaceQAN
     runs wrote come first (the one a user most likely wants)."""
     found = [path for path in _numeric_paths(samples) if len(samples.match({path: SCORED}).limit(1))]
-    faceqan = _faceqan_runs(samples._root_dataset)
+    faceqan = faceqan_runs(samples._root_dataset)
     return sorted(found, key=lambda path: (path not in faceqan, path))
 
 
 def field_calibration(samples, field: str) -> Calibration | None:
     """The unified score's calibration of the FaceQAN run whose quality field is ``field``, if it has one: the
     same cut reads on both scales (Calibration.score of the threshold)."""
-    config = _faceqan_runs(samples._root_dataset).get(field)
+    config = faceqan_runs(samples._root_dataset).get(field)
     return stored_calibration(config) if config is not None else None
 
 
@@ -186,12 +177,16 @@ class _IndexedScores(SortedScores):
         return value
 
 
+WHOLE_STAGES = (fo.SortBy, fo.SelectFields, fo.ExcludeFields)  # they order or project, never drop, samples
+
+
 def _indexed(samples, path: str) -> bool:
-    """Whether ``samples`` is a whole (ungrouped) dataset whose sample field ``path`` leads an index."""
+    """Whether ``samples`` holds every sample of a whole (ungrouped) dataset (a view that only sorts, as the
+    App's grid sorted by quality, does) whose sample field ``path`` leads an index."""
     view = samples.view()
-    return (not view._stages and view._dataset is view._root_dataset and view.media_type != "group"
-            and "." not in path and any(spec["key"][0][0] == path
-                                        for spec in view._dataset.get_index_information().values()))
+    return (all(isinstance(stage, WHOLE_STAGES) for stage in view._stages) and view._dataset is view._root_dataset
+            and view.media_type != "group" and "." not in path
+            and any(spec["key"][0][0] == path for spec in view._dataset.get_index_information().values()))
 
 
 def sorted_scores(samples, field: str) -> SortedScores:

@@ -13,7 +13,7 @@ import fiftyone.core.brain as fob
 from faceqan.config import FaceQANConfig, score_settings, settings
 from faceqan.models import DEFAULT_MODEL
 
-from .fields import field_names, output_fields, run_field, written_map_fields
+from .fields import field_names, label_path, output_fields, run_field, written_map_fields
 
 
 class FaceQANBrainConfig(fob.BrainMethodConfig):
@@ -126,6 +126,24 @@ class RunProgress:
     @property
     def complete(self) -> bool:
         return self.pending == 0
+
+
+def faceqan_runs(dataset) -> dict[str, FaceQANBrainConfig]:
+    """The quality path of every FaceQAN run of the dataset, with the run's config."""
+    runs = {}
+    for key in dataset.list_brain_runs():
+        config = dataset.get_brain_info(key).config
+        if isinstance(config, FaceQANBrainConfig):
+            runs[label_path(config.quality_field, config.detections_field)] = config
+    return runs
+
+
+def run_output_fields(dataset) -> set[str]:
+    """The paths FaceQAN runs of the dataset write (Q, its parts, errors, fingerprints, unified scores): never
+    an identity or a group."""
+    return {path for config in faceqan_runs(dataset).values()
+            for path in (*output_fields(config.quality_field, config.detections_field),
+                         label_path(run_field(config.quality_field), config.detections_field))}
 
 
 def run_progress(samples, quality_field: str = "faceqan") -> RunProgress:

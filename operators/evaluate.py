@@ -13,6 +13,7 @@ import fiftyone.operators.types as types
 from fiftyone_faceqan.evaluation import MAX_NON_MATED, embeddings_field_name, evaluate_quality
 from fiftyone_faceqan.fields import NUMERIC_FIELDS
 from fiftyone_faceqan.groups import categorical_fields, split_by
+from fiftyone_faceqan.runs import run_output_fields
 
 from .compute_quality import DEFAULT_MODEL, model_input, refuse
 
@@ -24,9 +25,11 @@ def _fields(dataset, kinds) -> list[str]:
 
 
 def identity_fields(dataset) -> list[str]:
-    return sorted(n for n, f in dataset.get_field_schema().items()
-                  if isinstance(f, fo.StringField) and n != "filepath"
-                  or isinstance(f, fo.EmbeddedDocumentField) and issubclass(f.document_type, fo.Classification))
+    """String and Classification fields, but not the filepath or what a FaceQAN run wrote (its errors)."""
+    skipped = {"filepath"} | run_output_fields(dataset)
+    return sorted(n for n, f in dataset.get_field_schema().items() if n not in skipped and (
+        isinstance(f, fo.StringField)
+        or isinstance(f, fo.EmbeddedDocumentField) and issubclass(f.document_type, fo.Classification)))
 
 
 def sdk_kwargs(params: dict) -> dict:

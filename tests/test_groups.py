@@ -287,3 +287,22 @@ def test_operator_splits_by_a_chosen_field(faces, by_images):
     with pytest.raises(ExecutionError, match="more than 50"):
         foo.execute_operator(uri, ctx={"view": faces.view(), "params": bad})
     assert "refused" not in faces.list_brain_runs()
+
+
+def test_a_faceqan_runs_own_fields_are_never_offered_as_identity_or_group(fo_dataset):
+    import asyncio
+
+    import fiftyone as fo
+    import fiftyone.operators as foo
+    from fiftyone.operators.executor import resolve_type
+    from lfw_data import aligned_scores, cached_faceqan_run
+
+    from fiftyone_faceqan.groups import categorical_fields
+
+    cached_faceqan_run(fo_dataset, aligned_scores(2))  # faceqan, its parts, faceqan_error and faceqan_run
+    fo_dataset.add_sample_field("person", fo.StringField)
+    assert {"faceqan_error", "faceqan_run"} <= set(fo_dataset.get_field_schema())
+    assert categorical_fields(fo_dataset) == ["person"]
+    form = asyncio.run(resolve_type(foo.OperatorRegistry(), _operator_uri(),
+                                    {"dataset_name": fo_dataset.name, "params": {"quality_fields": ["faceqan"]}}))
+    assert form.type.properties["identity_field"].type.values == ["person"]

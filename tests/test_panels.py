@@ -198,6 +198,10 @@ def test_indexed_and_loaded_scores_agree_with_a_direct_count(fo_dataset):
     fo_dataset.create_index("q")
     assert isinstance(sorted_scores(fo_dataset, "q"), _IndexedScores)
     assert distribution(fo_dataset, "q", steps=20, bins=7) == loaded
+    by_quality = fo_dataset.sort_by("q").select_fields("q")  # the App's grid sorted: every sample, the index
+    assert isinstance(sorted_scores(by_quality, "q"), _IndexedScores)
+    assert distribution(by_quality, "q", steps=20, bins=7) == loaded
+    assert not isinstance(sorted_scores(fo_dataset.sort_by("q").limit(100), "q"), _IndexedScores)  # not all
 
     scored = np.array([v for v in values if v is not None and v == v])
     assert (loaded.scored, loaded.unscored) == (len(scored), len(values) - len(scored))
