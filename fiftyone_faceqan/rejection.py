@@ -14,9 +14,9 @@ saved views, is recognised too.
 
 Speed at scale: ``SortedScores`` answers "the k-th lowest score" and "how many scores lie below t" from the
 field's index when there is one (every sample of a dataset, perhaps sorted, and a sample field: no score
-leaves the database), else
-from the scores read once. Nothing here creates an index: a FaceQAN run indexes the field it writes
-(``fiftyone_faceqan.store``); for a user's own field, ``dataset.create_index(field)`` is the user's call.
+leaves the database), else from the scores read once. Nothing here creates an index: a FaceQAN run indexes
+the field it writes (``fiftyone_faceqan.store``); for a user's own field, ``dataset.create_index(field)`` is
+the user's call.
 """
 
 from __future__ import annotations
