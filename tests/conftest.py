@@ -6,24 +6,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
 
+from servers import free_port, running_mongod
+
 REPO = Path(__file__).resolve().parents[1]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-_PORT = _free_port()
+_PORT = free_port()
 _SCRATCH = Path(tempfile.mkdtemp(prefix="faceqan-fo-"))
 _PLUGINS = _SCRATCH / "plugins"
 _PLUGINS.mkdir()
@@ -54,26 +45,10 @@ def fo_database():
     """Starts the private mongod and yields the fiftyone module connected to it."""
     dbpath = _SCRATCH / "db"
     dbpath.mkdir()
-    log = open(_SCRATCH / "mongod.log", "w")
-    server = subprocess.Popen([str(_mongod()), "--dbpath", str(dbpath), "--port", str(_PORT),
-                               "--bind_ip", "127.0.0.1", "--nounixsocket"], stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", _PORT), timeout=1).close()
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"mongod did not start; see {_SCRATCH / 'mongod.log'}")
-                time.sleep(0.2)
+    with running_mongod(_mongod(), dbpath, _PORT, _SCRATCH / "mongod.log", start_timeout=60):
         import fiftyone as fo
 
         yield fo
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        log.close()
 
 
 def pytest_unconfigure(config):
