@@ -60,7 +60,7 @@ class Calibration:
 
     def scores(self, quality) -> np.ndarray:
         """Unified scores (int) of an array of Q; None or NaN (not assessed) -> FAILURE_TO_ASSESS."""
-        q = np.asarray([np.nan if v is None else v for v in np.ravel(quality)], dtype=np.float64)
+        q = _qualities(quality)
         found = np.searchsorted(np.asarray(self.knots), q, side="right")
         return np.where(np.isnan(q), FAILURE_TO_ASSESS, found).astype(np.int64)
 
@@ -114,9 +114,14 @@ class Calibration:
         return cls.from_dict(values)
 
 
+def _qualities(values) -> np.ndarray:
+    """Q values as a flat float array, NaN where one is None (not assessed)."""
+    return np.asarray(values, dtype=object).ravel().astype(np.float64)
+
+
 def fit(quality, model: str, model_sha256: str, score_settings: dict, reference: str) -> Calibration:
     """A calibration from the Q of reference faces (failures, None or NaN, are left out)."""
-    q = np.asarray([np.nan if v is None else v for v in np.ravel(quality)], dtype=np.float64)
+    q = _qualities(quality)
     q = q[np.isfinite(q)]
     if len(q) < MIN_REFERENCE:
         raise CalibrationError(f"a calibration needs the Q of at least {MIN_REFERENCE} assessed faces, got {len(q)}")

@@ -16,7 +16,7 @@ from faceqan.calibration import Calibration, as_calibration, choose, fit
 from faceqan.config import score_settings
 
 from .fields import check_score_target, declare_score_field, field_names, label_path, run_field, score_field
-from .runs import FaceQANBrain
+from .runs import FaceQANBrain, stored_run_config
 
 
 def stored_calibration(config) -> Calibration | None:
@@ -24,25 +24,14 @@ def stored_calibration(config) -> Calibration | None:
     return Calibration.from_dict(config.calibration) if config.calibration else None
 
 
-def run_calibration(dataset, quality_field: str, model: str, model_sha256: str | None, settings: dict,
+def run_calibration(previous, model: str, model_sha256: str | None, settings: dict,
                     given: Calibration | None = None) -> Calibration | None:
     """The calibration a run of these weights and score settings writes its unified scores with
-    (faceqan.calibration.choose): ``given``, else the one the run of that key holds (a rerun keeps the user's
-    own), else the model's shipped one; each only when it applies."""
-    kept = None
-    if quality_field in dataset.list_brain_runs():  # a FaceQAN run: fields.check_quality_target
-        kept = stored_calibration(dataset.get_brain_info(quality_field).config)
+    (faceqan.calibration.choose): ``given``, else the one ``previous`` (the config of the FaceQAN run of that
+    key, or None) holds, so a rerun keeps the user's own, else the model's shipped one; each only when it
+    applies."""
+    kept = stored_calibration(previous) if previous is not None else None
     return choose(model, model_sha256, settings, given, kept)
-
-
-def _run_config(dataset, quality_field: str):
-    if quality_field not in dataset.list_brain_runs():
-        raise ValueError(f"dataset {dataset.name!r} has no FaceQAN run {quality_field!r}: run compute_face_quality "
-                         "first")
-    config = dataset.get_brain_info(quality_field).config
-    if config.method != "faceqan":
-        raise ValueError(f"{quality_field!r} is the key of another run ({config.method}), not a FaceQAN run")
-    return config
 
 
 def _run_qualities(samples, config) -> list:
@@ -67,7 +56,7 @@ def calibrate_quality(samples, quality_field: str = "faceqan", calibration=None)
     of that key keep it. Everything is checked before anything is written. Returns the calibration.
     """
     dataset = samples._root_dataset
-    config = _run_config(dataset, quality_field)
+    config = stored_run_config(samples, quality_field)
     settings = score_settings(config, config.settings_class)
     if calibration is None:
         qualities = _run_qualities(samples, config)

@@ -10,16 +10,7 @@ from faceqan.io import read_image
 from faceqan.noise_maps import read_map_png, read_placement, save_figure
 
 from .fields import field_names, map_field_names, written_map_fields
-from .runs import FaceQANBrainConfig
-
-
-def run_config(samples, quality_field: str) -> FaceQANBrainConfig:
-    """The stored config of the FaceQAN run ``quality_field``, or one line saying there is none."""
-    dataset = samples._root_dataset
-    config = dataset.get_brain_info(quality_field).config if quality_field in dataset.list_brain_runs() else None
-    if not isinstance(config, FaceQANBrainConfig):
-        raise ValueError(f"dataset {dataset.name!r} has no FaceQAN run {quality_field!r}")
-    return config
+from .runs import FaceQANBrainConfig, stored_run_config
 
 
 def runs_with_maps(dataset) -> list[str]:
@@ -31,7 +22,7 @@ def runs_with_maps(dataset) -> list[str]:
 
 def faces_with_maps(samples, quality_field: str) -> list[tuple[float, str, str]]:
     """(Q, map PNG, image path) of every face of ``samples`` that run ``quality_field`` scored with a map."""
-    config = run_config(samples, quality_field)
+    config = stored_run_config(samples, quality_field)
     prefix = f"{config.detections_field}.detections." if config.detections_field else ""
     names = [prefix + field_names(quality_field)["quality"], prefix + map_field_names(quality_field)["noise_map"]]
     if not samples._root_dataset.has_field(names[1]):
@@ -56,7 +47,7 @@ def noise_map_figure(samples, quality_field: str = "faceqan", path: str | Path =
                          f"score with compute_face_quality(..., quality_field={quality_field!r}, maps=True)")
     count = min(count, len(faces) // 2)
     chosen = faces[:count] + faces[-count:]
-    config = run_config(samples, quality_field).faceqan_config()
+    config = stored_run_config(samples, quality_field).faceqan_config()
     maps = [read_map_png(png, config) for _, png, _ in chosen]
     images = [warp(read_image(image), read_placement(png).to_crop, noise_map.shape).numpy()
               for (_, png, image), noise_map in zip(chosen, maps)]

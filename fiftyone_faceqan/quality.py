@@ -99,10 +99,10 @@ def compute_face_quality(samples, model: str | FaceModel = DEFAULT_MODEL, qualit
     folder = check_maps_request(dataset, quality_field, detections_field, config, maps_dir) if maps else None
     face_model = model if isinstance(model, FaceModel) else load_model(model, weights=weights)
     preparer = FacePreparer.for_model(face_model, align=alignment)
-    unified = run_calibration(dataset, quality_field, face_model.name, face_model.sha256, config.score_settings(),
-                              given)
-    check_score_target(dataset, quality_field, detections_field)
+    # a key's existing run is a FaceQAN run (fields.check_quality_target)
     previous = dataset.get_brain_info(quality_field).config if quality_field in dataset.list_brain_runs() else None
+    unified = run_calibration(previous, face_model.name, face_model.sha256, config.score_settings(), given)
+    check_score_target(dataset, quality_field, detections_field)
     run_config = FaceQANBrainConfig(
         quality_field=quality_field, model=face_model.name, model_sha256=face_model.sha256,
         detections_field=detections_field, alignment=None if detections_field else alignment,

@@ -74,10 +74,10 @@ class FaceQANBrain(fob.BrainMethod):
 
         dataset = samples._root_dataset
         quality_field, detections_field = self.config.quality_field, self.config.detections_field
-        prefix = f"{detections_field}.detections." if detections_field else ""
         maps = written_map_fields(dataset, quality_field, detections_field)
         delete_map_files(dataset, maps)
-        names = [*output_fields(quality_field, detections_field), prefix + run_field(quality_field), *maps]
+        names = [*output_fields(quality_field, detections_field), label_path(run_field(quality_field), detections_field),
+                 *maps]
         dataset.delete_sample_fields([n for n in names if dataset.has_sample_field(n)])
 
     def _validate_run(self, samples, key, existing_info):
@@ -146,6 +146,16 @@ def run_output_fields(dataset) -> set[str]:
                          label_path(run_field(config.quality_field), config.detections_field))}
 
 
+def stored_run_config(samples, quality_field: str) -> FaceQANBrainConfig:
+    """The stored config of the FaceQAN run ``quality_field``, or one line saying there is none."""
+    dataset = samples._root_dataset
+    config = dataset.get_brain_info(quality_field).config if quality_field in dataset.list_brain_runs() else None
+    if not isinstance(config, FaceQANBrainConfig):
+        raise ValueError(f"dataset {dataset.name!r} has no FaceQAN run {quality_field!r}: compute_face_quality "
+                         "makes one")
+    return config
+
+
 def run_progress(samples, quality_field: str = "faceqan") -> RunProgress:
     """Progress of the FaceQAN run ``quality_field`` over ``samples`` (a dataset: the run's own target view),
     counted in the stored scores, so any number of workers can write while anyone reads: a target counts
@@ -154,9 +164,7 @@ def run_progress(samples, quality_field: str = "faceqan") -> RunProgress:
     from fiftyone import ViewField as F
 
     dataset = samples._root_dataset
-    if quality_field not in dataset.list_brain_runs():
-        raise ValueError(f"dataset {dataset.name!r} has no FaceQAN run {quality_field!r}")
-    config = dataset.get_brain_info(quality_field).config
+    config = stored_run_config(samples, quality_field)
     if isinstance(samples, fo.Dataset):
         samples = dataset.load_brain_view(quality_field)
     marked = F(run_field(quality_field)) == config.fingerprint  # the writer stores the mark after the values

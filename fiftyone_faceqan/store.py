@@ -16,7 +16,8 @@ import fiftyone.core.sample as fos
 from bson import ObjectId
 from pymongo import UpdateOne
 
-from .fields import declare_score_field, field_names, heatmap_field, map_field_names, run_field, score_field
+from .fields import (declare_score_field, field_names, heatmap_field, label_path, map_field_names, run_field,
+                     score_field)
 
 CHUNK_SIZE = 256  # faces per bulk write by default: each write is a round trip, so small chunks cap the write rate
 FLUSH_SECONDS = 10.0  # a chunk is also written once this long has passed, so slow CPU runs lose little
@@ -45,7 +46,6 @@ class ScoreWriter:
         self.dataset, self.detections_field, self.fingerprint = dataset, detections_field, fingerprint
         self.quality_field, self.calibration, self.maps = quality_field, calibration, maps
         self.names = {**field_names(quality_field), "run": run_field(quality_field)}
-        self.prefix = f"{detections_field}.detections." if detections_field else ""
         self.targets, self.chunk_size = targets, chunk_size
         self.pending, self.last = [], time.monotonic()
         self.scored = self.failed = 0
@@ -57,14 +57,15 @@ class ScoreWriter:
         import fiftyone as fo
 
         for key, name in self.names.items():
-            if not self.dataset.has_sample_field(self.prefix + name):
+            path = label_path(name, self.detections_field)
+            if not self.dataset.has_sample_field(path):
                 kind = fo.StringField if key in TEXT_KEYS else fo.FloatField
-                self.dataset.add_sample_field(self.prefix + name, kind)
+                self.dataset.add_sample_field(path, kind)
         if self.calibration is not None:
             declare_score_field(self.dataset, self.quality_field, self.detections_field)
         unified = score_field(self.quality_field)
-        self.unified = unified if self.dataset.has_sample_field(self.prefix + unified) else None
-        quality = self.prefix + self.names["quality"]
+        self.unified = unified if self.dataset.has_sample_field(label_path(unified, self.detections_field)) else None
+        quality = label_path(self.names["quality"], self.detections_field)
         if quality not in self.dataset.list_indexes():
             self.dataset.create_index(quality)
 
